@@ -1,0 +1,32 @@
+# jaxpose set-up commands. Both work on a fresh machine with only Python 3.11 (and make).
+#   make run    install jaxpose and run the main job (MotionAGFormer-XS on the embedded deepmimic data)
+#   make test   install jaxpose with its test extras and run the whole test suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/main
+
+.PHONY: install install-test run test lint clean
+
+$(VENV)/bin/activate:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install: $(VENV)/bin/activate
+	$(PY) -m pip install -q -e .
+
+install-test: $(VENV)/bin/activate
+	$(PY) -m pip install -q -e '.[test,torch]'
+
+run: install
+	$(VENV)/bin/jaxpose main --workdir $(WORKDIR)
+
+test: install-test
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+lint: install-test
+	$(VENV)/bin/ruff check jaxpose configs tfds_builders tests experiments
+
+clean:
+	rm -rf $(VENV) runs

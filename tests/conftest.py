@@ -1,0 +1,36 @@
+"""Test set-up: 8 fake CPU devices (so sharding code runs), hypothesis profiles, shared paths."""
+
+import os
+
+# Must happen before jax is imported anywhere.
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+_flags = os.environ.get('XLA_FLAGS', '')
+if '--xla_force_host_platform_device_count' not in _flags:
+  os.environ['XLA_FLAGS'] = (_flags + ' --xla_force_host_platform_device_count=8').strip()
+
+import pathlib  # noqa: E402
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+jax.config.update('jax_enable_x64', False)
+
+settings.register_profile(
+  'ci', max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile('ci')
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get('JAXPOSE_SHARED_DIR', REPO.parent / 'shared'))
+
+
+def parity_dir() -> pathlib.Path:
+  return pathlib.Path(os.environ.get('JAXPOSE_PARITY_DIR', SHARED / 'fixtures' / 'parity'))
+
+
+@pytest.fixture(scope='session')
+def shared_dir() -> pathlib.Path:
+  if not SHARED.exists():
+    pytest.skip(f'shared directory {SHARED} not present')
+  return SHARED

@@ -1,0 +1,63 @@
+"""Helpers for parity tests: discover fixture files of a family and read them.
+
+The parity directory defaults to ../shared/fixtures/parity and is overridden by the environment
+variable JAXPOSE_PARITY_DIR. Tests parametrise over every `<family>__*.npz` found there and skip
+cleanly when the directory is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def parity_dir() -> pathlib.Path:
+  default = _REPO.parent / 'shared' / 'fixtures' / 'parity'
+  return pathlib.Path(os.environ.get('JAXPOSE_PARITY_DIR', default))
+
+
+def fixture_files(family: str, case_glob: str = '*') -> list:
+  """pytest params, one per fixture file of `family`; a single skip param when none exist."""
+  files = sorted(parity_dir().glob(f'{family}__{case_glob}.npz'))
+  if not files:
+    return [pytest.param(None, marks=pytest.mark.skip(reason=f'no {family} fixtures in {parity_dir()}'))]
+  return [pytest.param(f, id=f.stem) for f in files]
+
+
+class Fixture:
+  """A loaded parity fixture: `.meta` (dict), `.params` (torch state_dict as numpy), `[key]`."""
+
+  def __init__(self, path: pathlib.Path):
+    self.path = path
+    with np.load(path, allow_pickle=False) as z:
+      self.arrays = {k: z[k] for k in z.files}
+    self.meta = json.loads(str(self.arrays.pop('meta')))
+    self.params = {k[len('param/'):]: v for k, v in self.arrays.items() if k.startswith('param/')}
+
+  def __getitem__(self, key: str) -> np.ndarray:
+    return self.arrays[key]
+
+  def __contains__(self, key: str) -> bool:
+    return key in self.arrays
+
+  def keys(self):
+    return self.arrays.keys()
+
+
+def assert_parity(actual, expected, *, atol: float = 1e-4, rtol_l2: float = 1e-5, name: str = ''):
+  """DESIGN.md parity contract: max abs error <= atol and relative L2 error <= rtol_l2."""
+  a = np.asarray(actual, np.float64)
+  e = np.asarray(expected, np.float64)
+  assert a.shape == e.shape, f'{name}: shape {a.shape} != expected {e.shape}'
+  max_abs = float(np.max(np.abs(a - e))) if a.size else 0.0
+  rel = float(np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-12))
+  assert max_abs <= atol and rel <= rtol_l2, (
+    f'{name}: max abs err {max_abs:.3e} (tol {atol}), rel L2 err {rel:.3e} (tol {rtol_l2})'
+  )
+  return max_abs, rel
