@@ -1,0 +1,156 @@
+"""The complete base config schema. Every key any jaxpose config may set is declared here.
+
+Paper configs start from `get_base_config()`, assign declared keys only, and return the config
+locked, so a typo (in a file or on the command line) fails with the list of valid keys.
+`model.kwargs` is the one open block: its keys are checked against the named Model's dataclass
+fields when the model is built (`jaxpose.models.build`), which lists the valid fields on error.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import ml_collections as mlc
+
+
+def data_block(**overrides: Any) -> mlc.ConfigDict:
+  """Dataset block; `configs/data/<name>.py:get()` returns values for these keys."""
+  d = mlc.ConfigDict(
+    dict(
+      name='deepmimic',  # TFDS builder name (tfds_builders/<name>)
+      config='',  # builder config ('' = the builder's default)
+      data_dir='',  # '' -> $JAXPOSE_DATA_DIR or ~/jaxpose_datasets
+      train_split='train',
+      eval_split='test',
+      skeleton='h36m17',
+      num_joints=17,
+      frames=27,  # window length T
+      stride=27,  # train window stride in frames (seq2seq)
+      mode='seq2seq',  # 'seq2seq' | 'center' (single output frame)
+      use_conf=True,  # append the 2D confidence as a third input channel
+      flip_aug=True,
+      batch_size=16,  # global
+      eval_batch_size=16,  # global, fixed so eval steps trace once
+      num_workers=0,
+      fps=50.0,
+    )
+  )
+  d.update(overrides)
+  return d
+
+
+def get_base_config() -> mlc.ConfigDict:
+  c = mlc.ConfigDict()
+  c.seed = 0
+  c.trainer = 'train.loop'  # module under jaxpose exposing run(config, workdir)
+  c.data = data_block()
+  c.model = mlc.ConfigDict(dict(name='motionagformer', variant='xs', dtype='float32'))
+  c.model.kwargs = mlc.ConfigDict()  # open: checked against the Model's fields at build time
+  c.method = mlc.ConfigDict(dict(name='supervised'))
+  # Loss term weights by name (jaxpose/losses.py); zero-weight terms are not computed.
+  c.method.loss = mlc.ConfigDict(
+    dict(mpjpe=1.0, w_mpjpe=0.0, n_mpjpe=0.0, velocity=0.0, temporal_consistency=0.0,
+         reprojection_2d=0.0)
+  )
+  c.optim = mlc.ConfigDict(
+    dict(name='adamw', lr=5e-4, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, grad_clip=0.0)
+  )
+  # type: 'exponential_epoch' (lr * decay**epoch, the papers' per-epoch decay), 'cosine',
+  # 'constant'; warmup_steps of linear warm-up precede any of them.
+  c.schedule = mlc.ConfigDict(dict(type='exponential_epoch', decay=0.99, warmup_steps=0))
+  c.train = mlc.ConfigDict(
+    dict(
+      epochs=0,  # if > 0, total_steps = epochs * steps_per_epoch
+      total_steps=100,
+      steps_per_epoch=0,  # 0 = one pass over the train windows
+      log_every=10,
+      eval_every=0,  # 0 = only at the end
+      ckpt_every=50,
+      keep_ckpts=2,
+      best_metric='mpjpe_mm',
+      allow_config_change=False,  # resume a workdir whose config.json differs
+      progress=True,
+    )
+  )
+  c.eval = mlc.ConfigDict(dict(flip_test=True, protocol='h36m', max_batches=0))
+  c.mesh = mlc.ConfigDict(dict(num_processes=1, process_id=0, coordinator_address=''))
+  c.init_from = mlc.ConfigDict(dict(path='', format=''))  # format: 'orbax' | 'torch'
+  return c
+
+
+def locked(c: mlc.ConfigDict) -> mlc.ConfigDict:
+  c.lock()
+  return c
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> mlc.ConfigDict:
+  """Parses 'xs,smoke,data=deepmimic' into {'variant': 'xs', 'smoke': True, 'data': 'deepmimic'}.
+
+  Bare words set boolean flags named in `defaults`; a bare word that is not a flag is the variant.
+  """
+  out = dict(defaults)
+  for tok in filter(None, (arg or '').split(',')):
+    if '=' in tok:
+      k, v = tok.split('=', 1)
+      if k not in out:
+        raise ValueError(f'Unknown config arg {k!r} in {arg!r}; valid: {", ".join(out)}')
+      out[k] = type(out[k])(v) if not isinstance(out[k], bool) else v.lower() in ('1', 'true')
+    elif isinstance(out.get(tok), bool):
+      out[tok] = True
+    else:
+      out['variant'] = tok
+  return mlc.ConfigDict(out)
+
+
+def smoke(c: mlc.ConfigDict) -> mlc.ConfigDict:
+  """Shrinks a run to seconds on a CPU: the embedded deepmimic data, tiny steps and batches."""
+  c.data.name, c.data.config = 'deepmimic', ''
+  c.data.batch_size = c.data.eval_batch_size = 8
+  c.train.epochs, c.train.total_steps = 0, 4
+  c.train.log_every, c.train.ckpt_every, c.train.eval_every = 2, 2, 0
+  c.eval.max_batches = 2
+  return c
+
+
+# Sweeps: lists of {dotted.key: value} dicts (scenic/vmoe `hyper` convention, local shim).
+def sweep(key: str, values: Iterable[Any]) -> list[dict[str, Any]]:
+  return [{key: v} for v in values]
+
+
+def product(*sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  return [dict(itertools.chain.from_iterable(d.items() for d in combo))
+          for combo in itertools.product(*sweeps)]
+
+
+def zipit(*sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  lens = {len(s) for s in sweeps}
+  if len(lens) > 1:
+    raise ValueError(f'zipit needs sweeps of equal length, got {sorted(lens)}')
+  return [dict(itertools.chain.from_iterable(d.items() for d in combo)) for combo in zip(*sweeps)]
+
+
+def chainit(*sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  return [d for s in sweeps for d in s]
+
+
+def apply_overrides(c: mlc.ConfigDict, overrides: Mapping[str, Any]) -> mlc.ConfigDict:
+  """Applies {dotted.key: value} to a locked config; unknown keys raise with the valid keys."""
+  for key, value in overrides.items():
+    node, *path = key.split('.')
+    parent, name = c, key
+    parts = key.split('.')
+    for p in parts[:-1]:
+      if p not in parent:
+        raise KeyError(f'Unknown config key {key!r}: {p!r} is not one of {sorted(parent.keys())}')
+      parent = parent[p]
+    name = parts[-1]
+    if name not in parent and not (parent is c.model.kwargs):
+      raise KeyError(f'Unknown config key {key!r}; valid keys here: {sorted(parent.keys())}')
+    if parent is c.model.kwargs:
+      with parent.unlocked():
+        parent[name] = value
+    else:
+      parent[name] = value
+  return c

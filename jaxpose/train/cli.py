@@ -1,0 +1,98 @@
+"""`jaxpose train` and `jaxpose eval` (absl flags + ml_collections config_flags).
+
+  jaxpose train --config configs/motionagformer.py:xs --workdir runs/x [--config.optim.lr=1e-4]
+  jaxpose eval  --config configs/motionagformer.py:xs --workdir runs/x   (or --checkpoint DIR)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+FLAGS = flags.FlagValues()
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'config file[:arg]', flag_values=FLAGS,
+                                          lock_config=True)
+flags.DEFINE_string('workdir', None, 'run directory (checkpoints, metrics, plots)', flag_values=FLAGS)
+flags.DEFINE_string('checkpoint', None, 'eval: a checkpoint or workdir to evaluate instead',
+                    flag_values=FLAGS)
+flags.DEFINE_string('split', None, 'eval: split to evaluate (default: data.eval_split)',
+                    flag_values=FLAGS)
+
+
+def parse(argv: list[str]):
+  """Parses flags; turns config errors into messages that list the valid keys."""
+  try:
+    FLAGS(argv)
+  except flags.Error as e:
+    raise SystemExit(f'{argv[0]}: {_explain(e, argv)}') from None
+  if FLAGS.config is None:
+    raise SystemExit(f'{argv[0]}: --config is required (e.g. configs/motionagformer.py:xs)')
+  return FLAGS.config
+
+
+def _explain(err: Exception, argv: list[str]) -> str:
+  """Adds the valid keys to an unknown-override error."""
+  msg = str(err)
+  bad = [a.split('=', 1)[0][len('--config.'):] for a in argv if a.startswith('--config.')]
+  cfg_arg = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
+  if cfg_arg is None or not bad:
+    return msg
+  try:
+    path, _, arg = cfg_arg.partition(':')
+    cfg = config_flags.config_flags._LoadConfigModule('config', path).get_config(arg or None)  # noqa: SLF001
+  except Exception:  # noqa: BLE001 - best effort; the original message still stands
+    return msg
+  for key in bad:
+    node = cfg
+    for part in key.split('.'):
+      if part not in node:
+        valid = ', '.join(sorted(node.keys()))
+        return f'{msg}\nunknown config key {key!r}: {part!r} is not one of: {valid}'
+      node = node[part]
+      if not hasattr(node, 'keys'):
+        break
+  return msg
+
+
+def main(argv: list[str]) -> int:
+  cmd = argv[0]
+  config = parse(argv)
+  from jaxpose.train import loop
+
+  if cmd == 'train':
+    if not FLAGS.workdir:
+      raise SystemExit('jaxpose train: --workdir is required')
+    res = loop.run(config, FLAGS.workdir)
+  else:
+    res = evaluate(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.split)
+  from jaxpose.eval import evaluator
+
+  print(evaluator.format_table(res))
+  print(json.dumps({k: res[k] for k in ('mpjpe_mm', 'p_mpjpe_mm', 'num_frames')}))
+  return 0
+
+
+def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | None):
+  """Evaluates the best (else latest) checkpoint of a workdir, or a given checkpoint."""
+  from jaxpose import methods
+  from jaxpose.eval import evaluator
+  from jaxpose.train import checkpoint as ckpt_lib
+  from jaxpose.train import loop, sharding, steps
+
+  src = checkpoint or workdir
+  if not src:
+    raise SystemExit('jaxpose eval: give --workdir or --checkpoint')
+  variables = ckpt_lib.load_params(src)
+  mesh = sharding.make_mesh()
+  model = loop.build_model(config)
+  eval_step = steps.make_eval_step(model, methods.get_module(config.method.name), config)
+  variables = sharding.replicate(variables, mesh)
+  return evaluator.evaluate(eval_step, variables, config, mesh, split=split,
+                            max_batches=config.eval.max_batches, progress=True)
+
+
+if __name__ == '__main__':
+  sys.exit(main(['train', *sys.argv[1:]]))

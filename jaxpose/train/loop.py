@@ -1,0 +1,189 @@
+"""The default trainer: `run(config, workdir)`.
+
+Data-parallel over every device, resumable (a killed run restarted with the same command continues
+from the last checkpoint, with the same data order and RNG, and ends with the same parameters as
+an uninterrupted run), observable (metrics.jsonl, TensorBoard, tqdm, config.json). Models, methods
+and losses plug in by name; nothing here knows about a particular paper.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections as mlc
+import numpy as np
+
+from jaxpose import methods, models
+from jaxpose.data import pipeline
+from jaxpose.eval import evaluator
+from jaxpose.train import checkpoint, optim, sharding, state as state_lib, steps, writers
+
+
+def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Trains and evaluates `config` in `workdir`. Returns the final evaluation results."""
+  workdir = pathlib.Path(workdir)
+  sharding.maybe_initialize_distributed(config.mesh)
+  workdir.mkdir(parents=True, exist_ok=True)
+  check_workdir_config(config, workdir)
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
+  model, method = build_model(config), methods.get_module(config.method.name)
+  data_iter = pipeline.train_iterator(config.data, seed=config.seed,
+                                      process_index=jax.process_index(),
+                                      process_count=jax.process_count())
+  total, per_epoch = schedule_lengths(config)
+  tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
+  state = init_state(config, model, tx, mesh)
+  ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(checkpoint.abstract_like(state, sharding.replicated(mesh)), data_iter)
+  train_step = steps.make_train_step(model, method, tx, config)
+  eval_step = steps.make_eval_step(model, method, config)
+  writer = writers.MultiWriter(workdir)
+  cfg_dict = config.to_dict()
+  start = int(state.step)
+  bar = writers.progress_bar(total, start, config.train.progress)
+  pending: list[tuple[int, jax.Array]] = []
+  results: dict[str, Any] = {}
+  compiled, t_last, s_last = None, time.time(), start
+  try:
+    for step in range(start, total):
+      batch = sharding.shard_batch(next(data_iter), mesh)
+      if compiled is None:
+        compiled = compile_step(train_step, state, batch, writer, step)
+        t_last = time.time()
+      state, scalars = compiled(state, batch)
+      pending.append((step + 1, scalars))
+      done = step + 1
+      last = done == total
+      if done % config.train.log_every == 0 or last:
+        rate = (done - s_last) / max(time.time() - t_last, 1e-9)
+        log_scalars(writer, bar, pending, lr_fn, rate)
+        pending, t_last, s_last = [], time.time(), done
+      if (config.train.ckpt_every and done % config.train.ckpt_every == 0) or last:
+        log_scalars(writer, bar, pending, lr_fn, None)  # never checkpoint past a NaN
+        pending = []
+        ckpt.save(done, state, data_iter, cfg_dict)
+      if (config.train.eval_every and done % config.train.eval_every == 0) or last:
+        results = run_eval(eval_step, state, config, mesh, writer, ckpt, done, cfg_dict)
+  finally:
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+  if start >= total and not results:  # resumed a finished run: evaluate what it ended with
+    results = evaluator.evaluate(eval_step, variables_of(state), config, mesh,
+                                 max_batches=config.eval.max_batches)
+  return results
+
+
+def build_model(config: mlc.ConfigDict):
+  return models.build(config.model.name, config.model.variant or None, **config.model.kwargs)
+
+
+def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
+  """(total_steps, steps_per_epoch) from train.epochs/total_steps and the number of windows."""
+  per_epoch = config.train.steps_per_epoch or max(
+    1, pipeline.num_windows(config.data, config.data.train_split) // config.data.batch_size)
+  total = config.train.epochs * per_epoch if config.train.epochs else config.train.total_steps
+  return int(total), int(per_epoch)
+
+
+def input_shape(config: mlc.ConfigDict) -> tuple[int, int, int, int]:
+  return (1, config.data.frames, config.data.num_joints, 3 if config.data.use_conf else 2)
+
+
+def init_state(config: mlc.ConfigDict, model, tx, mesh) -> state_lib.TrainState:
+  """Initialises replicated on the mesh (or from `init_from` weights)."""
+  variables = load_init(config) if config.init_from.path else None
+  x = jnp.zeros(input_shape(config), jnp.float32)
+  make = lambda: state_lib.create(model, tx, x, config.seed, variables)
+  return jax.jit(make, out_shardings=sharding.replicated(mesh))()
+
+
+def load_init(config: mlc.ConfigDict) -> dict[str, Any]:
+  fmt, path = config.init_from.format or 'orbax', config.init_from.path
+  if fmt == 'torch':
+    from jaxpose import convert
+
+    return convert.load_official(config.model.name, path, **config.model.kwargs)[1]
+  if fmt == 'orbax':
+    return checkpoint.load_params(path)
+  raise ValueError(f"Unknown init_from.format {fmt!r}; valid: 'orbax', 'torch'")
+
+
+def compile_step(train_step, state, batch, writer, step: int):
+  t0 = time.time()
+  compiled = train_step.lower(state, batch).compile()
+  writer.write_scalars(step, {'compile_time_s': time.time() - t0})
+  return compiled
+
+
+def log_scalars(writer, bar, pending, lr_fn, steps_per_s: float | None) -> None:
+  """Fetches pending step scalars, stops on a non-finite loss, writes the last one."""
+  if not pending:
+    return
+  host = jax.device_get(pending)
+  for step, sc in host:
+    if not np.isfinite(sc['loss']):
+      raise FloatingPointError(f'non-finite loss {float(sc["loss"])} at step {step}; the run '
+                               f'stopped and its last good checkpoint is kept')
+  step, sc = host[-1]
+  out = {k: float(v) for k, v in sc.items()}
+  out['lr'] = float(lr_fn(step - 1))
+  if steps_per_s is not None:
+    out['steps_per_s'] = steps_per_s
+    bar.set_postfix(loss=f'{out["loss"]:.4f}', lr=f'{out["lr"]:.2e}', refresh=False)
+    bar.update(step - bar.n)
+  writer.write_scalars(step, out)
+
+
+def variables_of(state: state_lib.TrainState) -> dict[str, Any]:
+  return {'params': state.params, **state.model_state}
+
+
+def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> dict[str, Any]:
+  res = evaluator.evaluate(eval_step, variables_of(state), config, mesh,
+                           max_batches=config.eval.max_batches)
+  scalars = {f'eval/{k}': res[k] for k in ('mpjpe_mm', 'p_mpjpe_mm', 'mpjpe_mm_frames')}
+  writer.write_scalars(step, scalars)
+  writer.flush()
+  if np.isfinite(res[config.train.best_metric]):
+    ckpt.save_best(step, state, cfg_dict, {config.train.best_metric: res[config.train.best_metric]})
+  return res
+
+
+# Keys that may differ between the run that wrote a workdir and a resuming run.
+_RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches')
+
+
+def check_workdir_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
+  """Writes config.json, or refuses to resume a workdir that holds a different config."""
+  path = workdir / 'config.json'
+  new = _flat(config.to_dict())
+  if path.exists():
+    old = _flat(json.loads(path.read_text()))
+    diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and k not in _RESUME_FREE}
+    if diff and not config.train.allow_config_change:
+      lines = '\n'.join(f'  {k}: workdir has {a!r}, this run has {b!r}' for k, (a, b) in diff.items())
+      raise ValueError(f'{workdir} holds a run with a different config:\n{lines}\nUse another '
+                       f'--workdir, or pass --config.train.allow_config_change=True to resume anyway.')
+  if jax.process_index() == 0:
+    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str))
+
+
+def _flat(d: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  out: dict[str, Any] = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
+  return out

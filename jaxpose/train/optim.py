@@ -1,0 +1,52 @@
+"""Optimisers and learning-rate schedules from `config.optim` and `config.schedule`."""
+
+from __future__ import annotations
+
+import ml_collections as mlc
+import optax
+
+SCHEDULES = ('exponential_epoch', 'cosine', 'constant')
+
+
+def make_schedule(sched: mlc.ConfigDict, lr: float, total_steps: int,
+                  steps_per_epoch: int) -> optax.Schedule:
+  """The papers' schedules, with optional linear warm-up.
+
+  exponential_epoch: lr * decay**epoch, stepped once per epoch (MotionAGFormer, MotionBERT,
+  MixSTE, VideoPose3D all decay per epoch). cosine: cosine decay to 0 over the run.
+  """
+  if sched.type == 'exponential_epoch':
+    main = optax.exponential_decay(lr, transition_steps=max(1, steps_per_epoch),
+                                   decay_rate=sched.decay, staircase=True)
+  elif sched.type == 'cosine':
+    main = optax.cosine_decay_schedule(lr, max(1, total_steps - sched.warmup_steps))
+  elif sched.type == 'constant':
+    main = optax.constant_schedule(lr)
+  else:
+    raise ValueError(f'Unknown schedule.type {sched.type!r}; valid: {", ".join(SCHEDULES)}')
+  if sched.warmup_steps:
+    warm = optax.linear_schedule(0.0, lr, sched.warmup_steps)
+    return optax.join_schedules([warm, main], [sched.warmup_steps])
+  return main
+
+
+OPTIMIZERS = ('adamw', 'adam', 'adam_amsgrad', 'sgd')
+
+
+def make_optimizer(config: mlc.ConfigDict, total_steps: int,
+                   steps_per_epoch: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  o = config.optim
+  lr = make_schedule(config.schedule, o.lr, total_steps, steps_per_epoch)
+  if o.name == 'adamw':
+    tx = optax.adamw(lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay)
+  elif o.name == 'adam':
+    tx = optax.adam(lr, b1=o.b1, b2=o.b2, eps=o.eps)
+  elif o.name == 'adam_amsgrad':
+    tx = optax.amsgrad(lr, b1=o.b1, b2=o.b2, eps=o.eps)
+  elif o.name == 'sgd':
+    tx = optax.sgd(lr)
+  else:
+    raise ValueError(f'Unknown optim.name {o.name!r}; valid: {", ".join(OPTIMIZERS)}')
+  if o.grad_clip:
+    tx = optax.chain(optax.clip_by_global_norm(o.grad_clip), tx)
+  return tx, lr
