@@ -40,16 +40,11 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def flip_input(x: jax.Array, flip_perm: jax.Array) -> jax.Array:
-  """Horizontal flip of (..., J, C) normalised 2D (+confidence): negate x, swap left/right."""
-  return x[..., flip_perm, :].at[..., 0].multiply(-1.0)
-
-
 def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
   """kp2d (B, T, J, C) -> pose3d (B, T_out, J, 3); flip-averaged when config.eval.flip_test."""
   pred = model.apply(variables, kp2d, train=False)
   if config.eval.flip_test:
-    perm = jnp.asarray(skel.get(config.data.skeleton).flip_perm)
-    pred_f = model.apply(variables, flip_input(kp2d, perm), train=False)
-    pred = 0.5 * (pred + flip_input(pred_f, perm))  # flipping is its own inverse
+    sk = config.data.skeleton
+    pred_f = model.apply(variables, skel.flip_pose(kp2d, sk), train=False)
+    pred = 0.5 * (pred + skel.flip_pose(pred_f, sk))  # flipping is its own inverse
   return pred
