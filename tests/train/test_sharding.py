@@ -1,6 +1,5 @@
 """Data parallelism: the same SGD steps on 1 and on 8 devices give the same parameters."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections as mlc
@@ -11,16 +10,7 @@ import pytest
 from configs import common
 from jaxpose.methods import supervised
 from jaxpose.train import sharding, state as state_lib, steps
-
-
-class TinyLifter(nn.Module):
-  """(B, T, J, C) -> (B, T, J, 3): a per-joint MLP with dropout (so the RNG path is exercised)."""
-
-  @nn.compact
-  def __call__(self, x, *, train: bool):
-    h = nn.gelu(nn.Dense(16)(x), approximate=False)
-    h = nn.Dropout(0.1, deterministic=not train)(h)
-    return nn.Dense(3)(h)
+from tests.train._tiny import TinyLifter
 
 
 def _config():

@@ -1,0 +1,89 @@
+"""Every paper config loads (default and smoke), is locked, and only uses declared keys;
+typos fail with the valid keys; sweeps expand and validate before launching."""
+
+import importlib
+import pathlib
+
+import pytest
+
+from configs import common
+from jaxpose import models
+from jaxpose.train import cli, sweep
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'
+PAPER_CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem not in ('__init__', 'common'))
+
+
+def _flat_keys(d, prefix=''):
+  out = set()
+  for k, v in d.items():
+    if hasattr(v, 'items') and not (prefix + k).startswith('model.kwargs'):
+      out |= _flat_keys(v, f'{prefix}{k}.')
+    elif not (prefix + k).startswith('model.kwargs'):
+      out.add(prefix + k)
+  return out
+
+
+BASE_KEYS = _flat_keys(common.get_base_config())
+
+
+@pytest.mark.parametrize('name', PAPER_CONFIGS)
+@pytest.mark.parametrize('arg', [None, 'smoke'])
+def test_config_loads_locked_and_declared(name, arg):
+  mod = importlib.import_module(f'configs.{name}')
+  c = mod.get_config(arg)
+  assert c.is_locked
+  assert _flat_keys(c) <= BASE_KEYS, _flat_keys(c) - BASE_KEYS
+  assert c.model.name in models.list_models()
+  fields = set(models.model_fields(c.model.name))
+  assert set(c.model.kwargs.keys()) <= fields
+  assert isinstance(mod.REFERENCE, dict) and mod.REFERENCE.get('source')
+  assert mod.__doc__ and 'jaxpose train' in mod.__doc__  # the run book
+  with pytest.raises(AttributeError):
+    c.optim.lrr = 1.0  # locked: typos fail
+
+
+def test_cli_override_typo_lists_valid_keys():
+  with pytest.raises(SystemExit) as e:
+    cli.parse(['train', '--config=configs/motionagformer.py:xs,smoke', '--config.optim.lrr=1e-4'])
+  msg = str(e.value)
+  assert 'lrr' in msg and 'weight_decay' in msg and 'grad_clip' in msg
+
+
+def test_cli_override_applies():
+  c = cli.parse(['train', '--config=configs/motionagformer.py:xs,smoke', '--config.optim.lr=0.125'])
+  assert c.optim.lr == 0.125
+
+
+def test_unknown_variant_and_model_list_valid_names():
+  with pytest.raises(ValueError, match='valid: xs, s, b, l'):
+    importlib.import_module('configs.motionagformer').get_config('xxl')
+  with pytest.raises(ValueError, match='valid names: .*motionagformer'):
+    models.build('not_a_model')
+
+
+def test_sweep_expands_and_validates(tmp_path):
+  runs = sweep.expand('configs/motionagformer.py:smoke')
+  assert [r['model.variant'] for r in runs] == ['xs', 's', 'b', 'l']
+  cmds = sweep.commands('configs/motionagformer.py:smoke', str(tmp_path), runs)
+  assert len(cmds) == 4 and all(c[:2] == ['jaxpose', 'train'] for c in cmds)
+  assert cmds[1][-1].startswith('--config.model.variant=s')
+  with pytest.raises(SystemExit, match='optim'):
+    sweep.expand('configs/motionagformer.py:smoke', {'optim.lrr': 1.0})
+
+
+def test_apply_overrides_rejects_unknown_key():
+  c = common.locked(common.get_base_config())
+  with pytest.raises(KeyError, match='valid keys here'):
+    common.apply_overrides(c, {'train.epochz': 3})
+  common.apply_overrides(c, {'train.epochs': 3, 'model.kwargs.depth': 2})
+  assert c.train.epochs == 3 and c.model.kwargs.depth == 2
+
+
+def test_product_and_zipit():
+  p = common.product(common.sweep('a', [1, 2]), common.sweep('b', [3, 4]))
+  assert p == [{'a': 1, 'b': 3}, {'a': 1, 'b': 4}, {'a': 2, 'b': 3}, {'a': 2, 'b': 4}]
+  z = common.zipit(common.sweep('a', [1, 2]), common.sweep('b', [3, 4]))
+  assert z == [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
+  with pytest.raises(ValueError):
+    common.zipit(common.sweep('a', [1]), common.sweep('b', [3, 4]))
