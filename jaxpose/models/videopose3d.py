@@ -21,7 +21,10 @@ Two forms share one set of variables (the official state dicts are interchangeab
 the current and past frames (the input is then padded on the left by RF - 1 frames).
 
 BatchNorm is `layers.norms.TorchBatchNorm` (PyTorch running-statistics semantics, unbiased
-running variance), so training statistics match the official code too.
+running variance), so training statistics match the official code too; convolutions start from
+PyTorch's default initialisation. Module names mirror the official ones (`expand_conv`,
+`layers_conv_0`, `layers_bn_0`, `shrink`, ...), so `from_torch` is a plain
+`convert.torch_utils.convert_state_dict`.
 
 Deviations from the official code:
   * The BN momentum schedule (0.1 -> 0.001 over training) is a field (`bn_momentum`, PyTorch
@@ -39,6 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.models.layers.linear import torch_bias_init, torch_kernel_init
 from jaxpose.models.layers.norms import TorchBatchNorm
 
 VARIANTS = {
@@ -154,7 +159,7 @@ class Model(nn.Module):
     """Padding offset: pad sequences by RF // 2 + this on the left, RF // 2 - this on the right."""
     return self.receptive_field // 2 if self.causal else 0
 
-  def _conv_bn(self, x, name: str, width: int, dilation: int, train: bool):
+  def _conv_bn(self, x, conv: str, bn: str, width: int, dilation: int, train: bool):
     stride = width if self.single_frame else 1
     x = nn.Conv(
       self.channels,
@@ -163,9 +168,10 @@ class Model(nn.Module):
       kernel_dilation=(dilation,),
       padding='VALID',
       use_bias=False,
-      name=f'{name}_conv',
+      kernel_init=torch_kernel_init,
+      name=conv,
     )(x)
-    x = TorchBatchNorm(momentum=self.bn_momentum, epsilon=1e-5, name=f'{name}_bn')(x, train=train)
+    x = TorchBatchNorm(momentum=self.bn_momentum, epsilon=1e-5, name=bn)(x, train=train)
     return nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
 
   @nn.compact
@@ -189,40 +195,32 @@ class Model(nn.Module):
       raise ValueError(f'expected (B, T, {self.num_joints}, {self.in_channels}), got {x.shape}')
     h = x.reshape(b, t, j * c)  # joint-major channels, as the official view()
     w0 = self.filter_widths[0]
-    h = self._conv_bn(h, 'expand', w0, 1, train)
+    h = self._conv_bn(h, 'expand_conv', 'expand_bn', w0, 1, train)
     dilation = w0
     for i, w in enumerate(self.filter_widths[1:]):
+      k, k1 = 2 * i, 2 * i + 1  # the official layers_conv / layers_bn indices
       pad = (w - 1) * dilation // 2
       if self.single_frame:
         shift = w // 2 if self.causal else 0
         res = h[:, shift + w // 2 :: w]
-        y = self._conv_bn(h, f'layers_{2 * i}', w, 1, train)
+        width, dil = w, 1
       else:
         shift = (w // 2) * dilation if self.causal else 0
         res = h[:, pad + shift : h.shape[1] - pad + shift]
-        if self.dense:
-          y = self._conv_bn(h, f'layers_{2 * i}', 2 * pad + 1, 1, train)
-        else:
-          y = self._conv_bn(h, f'layers_{2 * i}', w, dilation, train)
-      h = res + self._conv_bn(y, f'layers_{2 * i + 1}', 1, 1, train)
+        width, dil = (2 * pad + 1, 1) if self.dense else (w, dilation)
+      y = self._conv_bn(h, f'layers_conv_{k}', f'layers_bn_{k}', width, dil, train)
+      h = res + self._conv_bn(y, f'layers_conv_{k1}', f'layers_bn_{k1}', 1, 1, train)
       dilation *= w
     j_out = self.num_joints_out or self.num_joints
-    h = nn.Conv(j_out * 3, (1,), padding='VALID', name='shrink')(h)
+    h = nn.Conv(
+      j_out * 3,
+      (1,),
+      padding='VALID',
+      kernel_init=torch_kernel_init,
+      bias_init=torch_bias_init(self.channels),
+      name='shrink',
+    )(h)
     return h.reshape(b, h.shape[1], j_out, 3)
-
-
-def _conv_kernel(w: np.ndarray) -> jnp.ndarray:
-  """torch Conv1d weight (O, I, W) -> Flax kernel (W, I, O)."""
-  return jnp.asarray(np.transpose(np.asarray(w, np.float32), (2, 1, 0)))
-
-
-def _bn(sd: Mapping[str, np.ndarray], key: str):
-  """torch BatchNorm1d entries -> (params, batch_stats)."""
-  f = lambda k: jnp.asarray(np.asarray(sd[f'{key}.{k}'], np.float32))
-  return (
-    {'scale': f('weight'), 'bias': f('bias')},
-    {'mean': f('running_mean'), 'var': f('running_var')},
-  )
 
 
 def from_torch(
@@ -250,41 +248,23 @@ def from_torch(
   """
   sd = state_dict
   expand = np.asarray(sd['expand_conv.weight'])
-  n_blocks = sum(1 for k in sd if k.startswith('layers_conv.') and k.endswith('.weight')) // 2
+  n_blocks = sum(1 for k in sd if k.startswith('layers_conv.')) // 2
   if filter_widths is None:
     if dense:
       raise ValueError('filter_widths is required with dense=True')
     filter_widths = (expand.shape[2],) + tuple(
       np.asarray(sd[f'layers_conv.{2 * i}.weight']).shape[2] for i in range(n_blocks)
     )
-  if len(filter_widths) != n_blocks + 1:
-    raise ValueError(
-      f'filter_widths {tuple(filter_widths)} needs {len(filter_widths) - 1} blocks; '
-      f'the state dict has {n_blocks}'
-    )
-  if num_joints_in is None:
-    num_joints_in = expand.shape[1] // in_features
-  shrink = np.asarray(sd['shrink.weight'])
   model = Model(
     filter_widths=tuple(filter_widths),
-    num_joints=num_joints_in,
+    num_joints=num_joints_in or expand.shape[1] // in_features,
     in_channels=in_features,
-    num_joints_out=num_joints_out or shrink.shape[0] // 3,
+    num_joints_out=num_joints_out or np.asarray(sd['shrink.weight']).shape[0] // 3,
     channels=channels or expand.shape[0],
     dropout=dropout,
     causal=causal,
     dense=dense,
   )
-  params = {
-    'expand_conv': {'kernel': _conv_kernel(expand)},
-    'shrink': {
-      'kernel': _conv_kernel(shrink),
-      'bias': jnp.asarray(np.asarray(sd['shrink.bias'], np.float32)),
-    },
-  }
-  stats = {}
-  params['expand_bn'], stats['expand_bn'] = _bn(sd, 'expand_bn')
-  for i in range(2 * n_blocks):
-    params[f'layers_{i}_conv'] = {'kernel': _conv_kernel(sd[f'layers_conv.{i}.weight'])}
-    params[f'layers_{i}_bn'], stats[f'layers_{i}_bn'] = _bn(sd, f'layers_bn.{i}')
-  return model, {'params': params, 'batch_stats': stats}
+  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
+  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  return model, convert_state_dict(sd, reference)

@@ -112,4 +112,4 @@ def test_dense_ablation_uses_undilated_wide_kernels():
   x, variables = _init(model, 30)
   assert model.apply(variables, x, train=False).shape == (2, 4, 17, 3)
   # Block 2 of (3, 3, 3): dilation 9, so width 2 * 9 + 1.
-  assert variables['params']['layers_2_conv']['kernel'].shape == (19, 16, 16)
+  assert variables['params']['layers_conv_2']['kernel'].shape == (19, 16, 16)
