@@ -1,0 +1,67 @@
+"""Pre-norm transformer block (timm ViT `Block`) over any token axis.
+
+`x = x + DropPath(Attn(LN1(x)))`, then `x = x + DropPath(MLP(LN2(x)))`. The token axis is a field
+(as in `layers.attention.Attention`), so a (B, T, J, D) tensor is attended over joints
+(`token_axis=-2`) or frames (`token_axis=-3`) without reshapes. Sub-module names (`norm1`, `attn`,
+`norm2`, `mlp`) follow timm, so torch checkpoints map one to one through
+`jaxpose.convert.torch_utils.convert_state_dict` (`blocks.0.attn.qkv` -> `blocks_0/attn/qkv`).
+Initialisation is PyTorch's default (`layers.Linear`).
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import linen as nn
+
+from jaxpose.models.layers.attention import Attention
+from jaxpose.models.layers.drop_path import DropPath
+from jaxpose.models.layers.mlp import Mlp
+from jaxpose.models.layers.norms import LayerNorm
+
+
+class TransformerBlock(nn.Module):
+  """Multi-head self-attention and MLP sub-layers, each pre-norm with a residual.
+
+  Attributes:
+    num_heads: attention heads H.
+    token_axis: the axis of x holding the tokens (any but the last).
+    mlp_ratio: MLP hidden width = int(D * mlp_ratio).
+    qkv_bias: bias on the fused qkv projection.
+    qk_scale: logit scale; None means (D / H) ** -0.5.
+    drop: dropout after the attention projection and inside the MLP.
+    attn_drop: dropout on the attention probabilities.
+    drop_path: stochastic depth rate of both residual branches.
+    norm_eps: LayerNorm epsilon (timm ViTs and most pose lifters pass 1e-6; torch's default 1e-5).
+  """
+
+  num_heads: int = 8
+  token_axis: int = -2
+  mlp_ratio: float = 4.0
+  qkv_bias: bool = False
+  qk_scale: float | None = None
+  drop: float = 0.0
+  attn_drop: float = 0.0
+  drop_path: float = 0.0
+  norm_eps: float = 1e-6
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """x: (..., D) with tokens at `token_axis` -> same shape."""
+    dim = x.shape[-1]
+    attn = Attention(
+      num_heads=self.num_heads,
+      token_axis=self.token_axis,
+      qkv_bias=self.qkv_bias,
+      qk_scale=self.qk_scale,
+      attn_drop=self.attn_drop,
+      proj_drop=self.drop,
+      name='attn',
+    )
+    drop_path = DropPath(self.drop_path)
+    x = x + drop_path(
+      attn(LayerNorm(epsilon=self.norm_eps, name='norm1')(x), train=train), train=train
+    )
+    mlp = Mlp(int(dim * self.mlp_ratio), drop=self.drop, name='mlp')
+    return x + drop_path(
+      mlp(LayerNorm(epsilon=self.norm_eps, name='norm2')(x), train=train), train=train
+    )
