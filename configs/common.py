@@ -105,8 +105,17 @@ def parse_arg(arg: str | None, **defaults: Any) -> mlc.ConfigDict:
 
 
 def smoke(c: mlc.ConfigDict) -> mlc.ConfigDict:
-  """Shrinks a run to seconds on a CPU: the embedded deepmimic data, tiny steps and batches."""
-  c.data.name, c.data.config = 'deepmimic', ''
+  """Shrinks a run to seconds on a CPU: the model's TEST_OVERRIDES (a tiny width and depth), the
+  window length that model expects, the embedded deepmimic data, tiny steps and batches."""
+  from jaxpose import models
+
+  with c.model.kwargs.unlocked():
+    c.model.kwargs.update(getattr(models.get_module(c.model.name), 'TEST_OVERRIDES', {}))
+  model = models.build(c.model.name, c.model.variant or None, **c.model.kwargs)
+  frames = int(models.example_input(model).shape[1])
+  from configs.data import deepmimic
+
+  c.data.update(deepmimic.get(frames=frames, stride=frames))
   c.data.batch_size = c.data.eval_batch_size = 8
   c.train.epochs, c.train.total_steps = 0, 4
   c.train.log_every, c.train.ckpt_every, c.train.eval_every = 2, 2, 0
@@ -138,9 +147,7 @@ def chainit(*sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def apply_overrides(c: mlc.ConfigDict, overrides: Mapping[str, Any]) -> mlc.ConfigDict:
   """Applies {dotted.key: value} to a locked config; unknown keys raise with the valid keys."""
   for key, value in overrides.items():
-    node, *path = key.split('.')
-    parent, name = c, key
-    parts = key.split('.')
+    parent, parts = c, key.split('.')
     for p in parts[:-1]:
       if p not in parent:
         raise KeyError(f'Unknown config key {key!r}: {p!r} is not one of {sorted(parent.keys())}')

@@ -70,14 +70,12 @@ def get_config(arg: str | None = None):
     c.train.epochs = 60
   else:
     c.data = data_block(a.data, frames=FRAMES[a.variant], stride=FRAMES[a.variant] // 3)
-  if a.variant != 'xs' or a.data == 'mpi_inf_3dhp':
+  if c.data.frames != FRAMES[a.variant]:  # 3DHP B/L run at T = 81
     with c.model.kwargs.unlocked():
       c.model.kwargs.n_frames = c.data.frames
   if a.main:
     main_job(c)
   if a.smoke:
-    common.smoke(c)
-    c.data.update(data_block('deepmimic', frames=c.data.frames, stride=c.data.frames))
     common.smoke(c)
   return common.locked(c)
 
@@ -93,6 +91,8 @@ def main_job(c):
 
 
 def get_sweep(arg: str | None = None):
-  """FLOPs against accuracy: the four variants (each with its own T)."""
+  """FLOPs against accuracy: the four variants, each with its own window T."""
   del arg
-  return common.sweep('model.variant', list(FRAMES))
+  return common.zipit(common.sweep('model.variant', list(FRAMES)),
+                      common.sweep('data.frames', list(FRAMES.values())),
+                      common.sweep('data.stride', [t // 3 for t in FRAMES.values()]))

@@ -31,17 +31,19 @@ def _to_host(tree: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
              split: str | None = None, max_batches: int = 0, progress: bool = False) -> dict[str, Any]:
-  """Runs the whole evaluation split. Returns protocol numbers (mm) plus one example batch.
+  """Runs the whole evaluation split. Returns protocol numbers plus one example batch.
 
   Returns:
-    {'mpjpe_mm', 'p_mpjpe_mm' (action-wise means, the H36M protocol), 'mpjpe_mm_frames'
-     (frame-weighted), 'per_action': {action: {'mpjpe_mm', 'p_mpjpe_mm'}}, 'num_frames',
-     'example': {'kp2d_norm', 'pred', 'gt'} host arrays of the first batch}.
+    {'mpjpe_mm', 'p_mpjpe_mm': the headline numbers (H36M: action-wise means, the paper protocol;
+     3DHP: pooled over valid frames, with 'pck150' and 'auc' in percent), 'mpjpe_mm_frames'
+     (frame-weighted), 'per_group': {action or sequence: {metric: value}}, 'num_frames',
+     'example': {'kp2d_norm', 'pred', 'gt', 'valid'} host arrays of the first batch}.
   """
   split = split or config.data.eval_split
   table = pipeline.sequence_table(config.data, split)
-  errs = {name: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table}
-          for name in ('mpjpe_mm', 'p_mpjpe_mm')}
+  names = ['mpjpe_mm', 'p_mpjpe_mm'] + (['pck150', 'auc'] if config.eval.protocol ==
+                                        'mpi_inf_3dhp' else [])
+  errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
   example = None
   batches = pipeline.eval_batches(config.data, split, process_index=jax.process_index(),
                                   process_count=jax.process_count())
@@ -59,18 +61,25 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
                  'gt': np.asarray(batch['pose3d_cam']), 'valid': np.asarray(batch['valid'])}
     _scatter(errs, host)
   per_seq = _check_coverage(errs, table, complete=not max_batches)
+  rows = [r for r in table if r['seq_id'] in per_seq['mpjpe_mm']]
+  frames = {n: np.concatenate([per_seq[n][r['seq_id']] for r in rows] or [np.zeros(0)])
+            for n in names}
+  n = frames['mpjpe_mm'].size
+  res: dict[str, Any] = {'num_frames': int(n), 'example': example,
+                         'mpjpe_mm_frames': float(frames['mpjpe_mm'].mean()) if n else np.nan}
+  if not n:
+    return {**res, 'mpjpe_mm': np.nan, 'p_mpjpe_mm': np.nan, 'per_group': {}}
+  if config.eval.protocol == 'mpi_inf_3dhp':
+    groups = np.concatenate([np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['subject'], object)
+                             for r in rows])
+    per_group = {g: {k: float(v[groups == g].mean()) for k, v in frames.items()}
+                 for g in sorted(set(groups.tolist()))}
+    return {**res, **{k: float(v.mean()) for k, v in frames.items()}, 'per_group': per_group}
   actions = np.concatenate([np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['action'], object)
-                            for r in table if r['seq_id'] in per_seq['mpjpe_mm']] or [np.zeros(0)])
-  p1 = np.concatenate([per_seq['mpjpe_mm'][s] for s in per_seq['mpjpe_mm']] or [np.zeros(0)])
-  p2 = np.concatenate([per_seq['p_mpjpe_mm'][s] for s in per_seq['p_mpjpe_mm']] or [np.zeros(0)])
-  res1 = protocols.h36m_protocol(p1, actions)
-  res2 = protocols.h36m_protocol(p2, actions)
-  return {
-    'mpjpe_mm': res1['average'], 'p_mpjpe_mm': res2['average'],
-    'mpjpe_mm_frames': float(p1.mean()) if p1.size else float('nan'),
-    'per_action': {a: {'mpjpe_mm': res1[a], 'p_mpjpe_mm': res2[a]} for a in res1 if a != 'average'},
-    'num_frames': int(p1.size), 'example': example,
-  }
+                            for r in rows])
+  by = {k: protocols.h36m_protocol(frames[k], actions) for k in names}
+  per_group = {a: {k: by[k][a] for k in names} for a in by['mpjpe_mm'] if a != 'average'}
+  return {**res, **{k: by[k]['average'] for k in names}, 'per_group': per_group}
 
 
 def _scatter(errs: dict[str, dict[int, np.ndarray]], host: dict[str, np.ndarray]) -> None:
@@ -102,10 +111,14 @@ def _check_coverage(errs, table, complete: bool):
   return out
 
 
+_HEADERS = {'mpjpe_mm': 'MPJPE', 'p_mpjpe_mm': 'P-MPJPE', 'pck150': 'PCK150', 'auc': 'AUC'}
+
+
 def format_table(res: dict[str, Any]) -> str:
-  """The per-action table the papers print, plus the averages."""
-  rows = [f'{"action":<16}{"MPJPE":>9}{"P-MPJPE":>9}']
-  for a, v in sorted(res['per_action'].items()):
-    rows.append(f'{a:<16}{v["mpjpe_mm"]:>9.1f}{v["p_mpjpe_mm"]:>9.1f}')
-  rows.append(f'{"average":<16}{res["mpjpe_mm"]:>9.1f}{res["p_mpjpe_mm"]:>9.1f}')
+  """The per-action (H36M) or per-sequence (3DHP) table the papers print, plus the averages."""
+  cols = [k for k in _HEADERS if k in res]
+  rows = ['group'.ljust(16) + ''.join(f'{_HEADERS[k]:>9}' for k in cols)]
+  for g, v in res['per_group'].items():
+    rows.append(f'{g:<16}' + ''.join(f'{v[k]:>9.1f}' for k in cols))
+  rows.append('average'.ljust(16) + ''.join(f'{res[k]:>9.1f}' for k in cols))
   return '\n'.join(rows)
