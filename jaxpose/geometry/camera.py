@@ -203,9 +203,11 @@ def normalize_intrinsics(
 
 
 def flip_intrinsics(intrinsics: ArrayLike) -> ArrayLike:
-  """Intrinsics of the horizontally mirrored image: negates cx (index 2) and p2 (index 7).
+  """Intrinsics of the horizontally mirrored image: negates cx (index 2) and index 7.
 
-  This is what VideoPose3D does to the camera vector of a flipped training sample.
+  Index 7 is the tangential coefficient that multiplies x (p1 in this module's [.., p1, p2] order;
+  research/videopose3d.md calls it "p2"); with x -> -x both changes make the projection of a mirrored
+  point the mirror of the projection. This is what VideoPose3D does to a flipped training sample.
   intrinsics: (..., 9) -> (..., 9).
   """
   xp = namespace(intrinsics)
