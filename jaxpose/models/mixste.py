@@ -45,7 +45,7 @@ import numpy as np
 from jaxpose.convert.torch_utils import convert_state_dict
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.norms import LayerNorm
-from jaxpose.models.layers.transformer import TransformerBlock
+from jaxpose.models.layers.transformer import block_from_fields
 
 VARIANTS = {
   '243': {'num_frames': 243},
@@ -118,20 +118,6 @@ class Model(nn.Module):
   attn_drop_rate: float = 0.0
   drop_path_rate: float = 0.1
 
-  def _block(self, name: str, token_axis: int, drop_path: float) -> TransformerBlock:
-    return TransformerBlock(
-      num_heads=self.num_heads,
-      token_axis=token_axis,
-      mlp_ratio=self.mlp_ratio,
-      qkv_bias=self.qkv_bias,
-      qk_scale=self.qk_scale,
-      drop=self.drop_rate,
-      attn_drop=self.attn_drop_rate,
-      drop_path=drop_path,
-      norm_eps=1e-6,
-      name=name,
-    )
-
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     """Lifts a clip of 2D poses to 3D, frame by frame.
@@ -153,13 +139,16 @@ class Model(nn.Module):
     # One module each, applied after every block (the official reused norms).
     spatial_norm = LayerNorm(epsilon=1e-6, name='Spatial_norm')
     temporal_norm = LayerNorm(epsilon=1e-6, name='Temporal_norm')
+    block = lambda name, axis, rate: block_from_fields(
+      self, token_axis=axis, drop_path=rate, norm_eps=1e-6, name=name
+    )
     rates = np.linspace(0.0, self.drop_path_rate, self.depth)
     for i, rate in enumerate(rates):
-      h = spatial_norm(self._block(f'STEblocks_{i}', -2, float(rate))(h, train=train))
+      h = spatial_norm(block(f'STEblocks_{i}', -2, float(rate))(h, train=train))
       if i == 0:
         pos = self.param('Temporal_pos_embed', zeros, (1, self.num_frames, self.dim))
         h = pos_drop(h + pos[0, :, None])
-      h = temporal_norm(self._block(f'TTEblocks_{i}', -3, float(rate))(h, train=train))
+      h = temporal_norm(block(f'TTEblocks_{i}', -3, float(rate))(h, train=train))
     h = LayerNorm(epsilon=1e-5, name='head_0')(h)
     return Linear(3, name='head_1')(h)
 

@@ -65,3 +65,30 @@ class TransformerBlock(nn.Module):
     return x + drop_path(
       mlp(LayerNorm(epsilon=self.norm_eps, name='norm2')(x), train=train), train=train
     )
+
+
+def block_from_fields(
+  owner: nn.Module, *, token_axis: int, drop_path: float, norm_eps: float, name: str
+) -> TransformerBlock:
+  """A TransformerBlock configured from a lifter's timm-style fields.
+
+  Args:
+    owner: a module with `num_heads`, `mlp_ratio`, `qkv_bias`, `qk_scale`, `drop_rate` and
+      `attn_drop_rate` fields (MixSTE, MotionBERT); the block is created inside it.
+    token_axis: attention axis (-2 joints, -3 frames for (B, T, J, D)).
+    drop_path: stochastic depth rate of this block.
+    norm_eps: LayerNorm epsilon.
+    name: the block's name in `owner`.
+  """
+  return TransformerBlock(
+    num_heads=owner.num_heads,
+    token_axis=token_axis,
+    mlp_ratio=owner.mlp_ratio,
+    qkv_bias=owner.qkv_bias,
+    qk_scale=owner.qk_scale,
+    drop=owner.drop_rate,
+    attn_drop=owner.attn_drop_rate,
+    drop_path=drop_path,
+    norm_eps=norm_eps,
+    name=name,
+  )
