@@ -1,4 +1,4 @@
-"""MotionBERT's DSTformer: dual-stream spatio-temporal transformer with learned fusion.
+"""MotionBERT (DSTformer): dual-stream spatio-temporal transformer with learned fusion.
 
 Paper: Zhu, Ma, Liu, Liu, Wu, Wang, "MotionBERT: A Unified Perspective on Learning Human Motion
 Representations", ICCV 2023, arXiv:2210.06551.
