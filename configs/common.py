@@ -41,6 +41,19 @@ def data_block(**overrides: Any) -> mlc.ConfigDict:
   return d
 
 
+def dataset(name: str, **kw: Any) -> mlc.ConfigDict:
+  """The data block of `configs/data/<name>.py:get(**kw)`; an unknown name lists the valid ones."""
+  import importlib
+  import pkgutil
+
+  from configs import data as data_pkg
+
+  valid = sorted(m.name for m in pkgutil.iter_modules(data_pkg.__path__))
+  if name not in valid:
+    raise ValueError(f'Unknown dataset {name!r}; valid: {", ".join(valid)}')
+  return data_block(**importlib.import_module(f'configs.data.{name}').get(**kw))
+
+
 def get_base_config() -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.seed = 0

@@ -16,8 +16,6 @@ Run book:
 
 from __future__ import annotations
 
-import importlib
-
 from configs import common
 
 FRAMES = {'xs': 27, 's': 81, 'b': 243, 'l': 243}
@@ -38,15 +36,6 @@ REFERENCE = {
 }
 
 
-def data_block(name: str, **kw):
-  """`configs/data/<name>.py:get(**kw)` as a config block."""
-  try:
-    mod = importlib.import_module(f'configs.data.{name}')
-  except ModuleNotFoundError as e:
-    raise ValueError(f'Unknown dataset {name!r} (no configs/data/{name}.py)') from e
-  return common.data_block(**mod.get(**kw))
-
-
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, variant='xs', smoke=False, main=False, data='h36m')
   if a.variant not in FRAMES:
@@ -59,17 +48,17 @@ def get_config(arg: str | None = None):
   c.eval.flip_test = True
   if a.data == 'mpi_inf_3dhp':
     t = FRAMES_3DHP[a.variant]
-    c.data = data_block('mpi_inf_3dhp', frames=t, stride=9, batch_size=16, eval_batch_size=128)
+    c.data = common.dataset('mpi_inf_3dhp', frames=t, stride=9, batch_size=16, eval_batch_size=128)
     c.optim.update(name='adam_amsgrad', weight_decay=0.0)
     c.train.epochs = 90
     c.eval.protocol = 'mpi_inf_3dhp'
   elif a.data == 'h36m':
     t = FRAMES[a.variant]
-    c.data = data_block('h36m', config='sh', frames=t, stride=t // 3, batch_size=16,
+    c.data = common.dataset('h36m', config='sh', frames=t, stride=t // 3, batch_size=16,
                         eval_batch_size=16)
     c.train.epochs = 60
   else:
-    c.data = data_block(a.data, frames=FRAMES[a.variant], stride=FRAMES[a.variant] // 3)
+    c.data = common.dataset(a.data, frames=FRAMES[a.variant], stride=FRAMES[a.variant] // 3)
   if c.data.frames != FRAMES[a.variant]:  # 3DHP B/L run at T = 81
     with c.model.kwargs.unlocked():
       c.model.kwargs.n_frames = c.data.frames
@@ -83,7 +72,7 @@ def get_config(arg: str | None = None):
 def main_job(c):
   """The README main job: MotionAGFormer-XS from scratch on the embedded deepmimic clips, sized to
   finish in about 10 minutes on 2 CPU cores (install, dataset build and compile included)."""
-  c.data.update(data_block('deepmimic', frames=27, stride=9, batch_size=16, eval_batch_size=16))
+  c.data.update(common.dataset('deepmimic', frames=27, stride=9, batch_size=16, eval_batch_size=16))
   c.train.epochs, c.train.total_steps = 0, 600
   c.train.log_every, c.train.ckpt_every, c.train.eval_every = 25, 100, 300
   c.optim.lr = 1e-3

@@ -1,0 +1,44 @@
+"""MotionBERT / DSTformer (ICCV 2023): dual-stream spatio-temporal transformer, 3D pose.
+
+Run book:
+  jaxpose train --config configs/motionbert.py:base --workdir runs/motionbert
+    H36M, MotionBERT's `sh` pickle (SH 2D + confidence, 2.5D targets), 243-frame clips; AdamW
+    lr 2e-4, weight decay 0.01, lr x0.99 per epoch, 120 epochs from scratch (60 when fine-tuning
+    from the pretrained checkpoint: --config.init_from.path=<latest_epoch.bin>
+    --config.init_from.format=torch), batch 32, loss MPJPE + 0.5 N-MPJPE + 20 MPJVE, flip.
+    Expected: REFERENCE (39.2 mm scratch, 37.2 mm fine-tuned).
+  jaxpose train --config configs/motionbert.py:lite,smoke --workdir /tmp/mb_smoke  (seconds, CPU)
+"""
+
+from __future__ import annotations
+
+from configs import common
+
+VARIANTS = ('base', 'lite')
+
+REFERENCE = {
+  'source': 'MotionBERT README model zoo and issue #95 (research/motionbert.md section 3)',
+  'base': {'h36m': {'mpjpe_mm': 39.2, 'mpjpe_ft_mm': 37.2, 'mpjpe_gt2d_mm': 16.9}},
+}
+
+
+def get_config(arg: str | None = None):
+  a = common.parse_arg(arg, variant='base', smoke=False, data='h36m')
+  if a.variant not in VARIANTS:
+    raise ValueError(f'Unknown MotionBERT variant {a.variant!r}; valid: {", ".join(VARIANTS)}')
+  c = common.get_base_config()
+  c.model.name, c.model.variant = 'motionbert', a.variant
+  c.data = common.dataset(a.data, config='sh' if a.data == 'h36m' else '', frames=243, stride=81,
+                          batch_size=32, eval_batch_size=32)
+  c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
+  c.optim.update(name='adamw', lr=2e-4, weight_decay=0.01)
+  c.schedule.update(type='exponential_epoch', decay=0.99)
+  c.train.epochs = 120
+  if a.smoke:
+    common.smoke(c)
+  return common.locked(c)
+
+
+def get_sweep(arg: str | None = None):
+  del arg
+  return common.sweep('model.variant', list(VARIANTS))
