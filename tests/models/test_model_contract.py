@@ -1,0 +1,139 @@
+"""The model contract (DESIGN.md), checked for every module the registry discovers.
+
+For each model this builds its smallest configuration: the module's `TEST_VARIANT` or, when the
+module offers `TEST_OVERRIDES`, its default variant shrunk with them, else the variant with the
+fewest parameters. Float fields whose name contains 'drop' are set to 0.1 unless TEST_OVERRIDES
+sets them, so dropout paths are active. Then it checks: the module exports; (B, T, J, C_in) ->
+(B, T_out, J, 3) under jit; eval is deterministic and needs no RNG; training gives finite, non-zero
+gradients; and every RNG stream the module declares in `RNG_STREAMS` (default ('dropout',); () for
+a model that is deterministic in training) is required and used.
+
+Everything runs under jit, three compilations per model (init, eval, train value-and-grad): the
+eager path compiles every primitive separately and is slower for whole models.
+"""
+
+import dataclasses
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxpose.models as models
+
+MODELS = models.list_models()
+B = 2
+DROP_RATE = 0.1
+
+
+def _key(seed):
+  # The rbg generator compiles much faster than threefry on CPU; statistics do not matter here.
+  return jax.random.key(seed, impl='unsafe_rbg')
+
+
+def _smallest_variant(name, mod):
+  if getattr(mod, 'TEST_VARIANT', None):
+    return mod.TEST_VARIANT
+  table = list(getattr(mod, 'VARIANTS', {}))
+  if not table or getattr(mod, 'TEST_OVERRIDES', None):
+    return table[0] if table else None
+  return min(table, key=lambda v: models.param_count(name, v))
+
+
+def _drop_overrides(mod):
+  return {
+    f.name: DROP_RATE
+    for f in dataclasses.fields(mod.Model)
+    if 'drop' in f.name and isinstance(f.default, float)
+  }
+
+
+class Built:
+  """A model in its test configuration with jitted eval and train (value-and-grad) functions."""
+
+  def __init__(self, name):
+    self.name = name
+    self.mod = mod = models.get_module(name)
+    overrides = {**_drop_overrides(mod), **getattr(mod, 'TEST_OVERRIDES', {})}
+    self.model = model = models.build(name, _smallest_variant(name, mod), **overrides)
+    self.x = jax.random.normal(_key(1), models.example_input(model, batch=B).shape)
+    self.variables = jax.jit(model.init, static_argnames='train')(_key(0), self.x, train=False)
+    self.streams = tuple(getattr(mod, 'RNG_STREAMS', ('dropout',)))
+    self.eval = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    mutable = [c for c in self.variables if c != 'params']
+
+    def loss(params, rngs):
+      v = {**self.variables, 'params': params}
+      if mutable:
+        out = model.apply(v, self.x, train=True, rngs=rngs, mutable=mutable)[0]
+      else:
+        out = model.apply(v, self.x, train=True, rngs=rngs)
+      return jnp.mean(jnp.square(out)), out
+
+    self.train = jax.jit(jax.value_and_grad(loss, has_aux=True))
+
+  def train_out(self, rngs):
+    (_, out), grads = self.train(self.variables['params'], rngs)
+    return np.asarray(out), grads
+
+
+@pytest.fixture(scope='module', params=MODELS)
+def built(request):
+  return Built(request.param)
+
+
+def test_module_exports(built):
+  name, mod = built.name, built.mod
+  assert isinstance(built.model, mod.Model) and isinstance(built.model, flax.linen.Module)
+  assert getattr(mod, 'VARIANTS', None), f'{name}: VARIANTS missing or empty'
+  assert (mod.__doc__ or '').strip(), f'{name}: module docstring missing'
+  if hasattr(mod, 'from_torch'):  # absent only for papers without official code
+    assert callable(mod.from_torch)
+  for f in dataclasses.fields(mod.Model):
+    if f.name not in ('parent', 'name'):
+      assert f.type, f'{name}: field {f.name} has no type annotation'
+
+
+def test_shape_contract_under_jit(built):
+  out = built.eval(built.variables, built.x)
+  x = built.x
+  assert out.dtype == jnp.float32
+  assert out.ndim == 4 and out.shape[0] == B and out.shape[2:] == (x.shape[2], 3), (
+    f'{built.name}: output {out.shape} for input {x.shape}'
+  )
+  assert 1 <= out.shape[1] <= x.shape[1]
+  assert np.isfinite(np.asarray(out)).all()
+
+
+def test_eval_is_deterministic(built):
+  a = built.eval(built.variables, built.x)
+  b = built.eval(built.variables, built.x + 0.0)
+  np.testing.assert_array_equal(a, b)
+
+
+def test_training_gradients_are_finite(built):
+  rngs = {s: _key(10 + i) for i, s in enumerate(built.streams)}
+  out, grads = built.train_out(rngs)
+  assert np.isfinite(out).all()
+  leaves = [np.asarray(g) for g in jax.tree.leaves(grads)]
+  assert all(np.isfinite(g).all() for g in leaves), f'{built.name}: non-finite gradients'
+  assert any(np.any(g != 0) for g in leaves), f'{built.name}: all gradients are zero'
+
+
+def test_rng_streams_are_named_and_used(built):
+  name, streams = built.name, built.streams
+  if not streams:
+    pytest.skip(f'{name} declares RNG_STREAMS = ()')
+  keys = {s: _key(20 + i) for i, s in enumerate(streams)}
+  for s in streams:
+    with pytest.raises(flax.errors.InvalidRngError):
+      built.train_out({k: v for k, v in keys.items() if k != s})
+  base, _ = built.train_out(keys)
+  np.testing.assert_array_equal(built.train_out(keys)[0], base)
+  for s in streams:
+    changed, _ = built.train_out({**keys, s: _key(99)})
+    assert not np.allclose(changed, base), (
+      f'{name}: train output ignores the {s!r} RNG stream; declare RNG_STREAMS (() if training '
+      'is deterministic) or enable the randomness in TEST_OVERRIDES'
+    )
