@@ -76,3 +76,29 @@ def main_job_figure(rows: Sequence[dict[str, Any]], pred: np.ndarray, gt: np.nda
   fig.tight_layout()
   fig.savefig(out, dpi=110)
   plt.close(fig)
+
+
+def draw_pose2d(ax, kp2d: np.ndarray, skeleton: str = 'h36m17', color: str = 'tab:blue') -> None:
+  """kp2d: (J, 2+) normalised screen coordinates (x right, y down)."""
+  sk = skel.get(skeleton)
+  for j, parent in enumerate(sk.parents):
+    if parent >= 0:
+      ax.plot(kp2d[[j, parent], 0], -kp2d[[j, parent], 1], color=color, lw=2)
+  ax.set_aspect('equal')
+  ax.axis('off')
+
+
+def demo_figure(kp2d: np.ndarray, pose3d: np.ndarray, out: str | pathlib.Path,
+                panels: int = 6) -> None:
+  """Evenly spaced frames: 2D input (top row) and lifted 3D (bottom row)."""
+  idx = np.linspace(0, len(kp2d) - 1, panels).astype(int)
+  fig = plt.figure(figsize=(2.6 * panels, 5.4))
+  for i, t in enumerate(idx):
+    ax = fig.add_subplot(2, panels, i + 1)
+    draw_pose2d(ax, kp2d[t])
+    ax.set_title(f'frame {t}', fontsize=9)
+    draw_pose3d(fig.add_subplot(2, panels, panels + i + 1, projection='3d'),
+                pose3d[t] - pose3d[t, :1], 'h36m17', 'tab:red')
+  fig.tight_layout()
+  fig.savefig(out, dpi=100)
+  plt.close(fig)

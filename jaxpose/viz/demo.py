@@ -1,0 +1,108 @@
+"""`jaxpose demo`: lift in-the-wild 2D keypoints to 3D and plot them.
+
+  jaxpose demo --keypoints mediapipe_pose_2d.npz [--key demo] [--layout mediapipe33]
+               [--width 1768 --height 994] [--checkpoint runs/main] [--frames 20:170]
+               [--out demo.png]
+
+Reads (N, J, 2|3|4) pixel keypoints from an npz (x, y [, z] [, visibility]; MediaPipe's 33 or
+COCO's 17, or H36M-17), maps them to H36M-17 (`jaxpose.geometry.skeleton.convert`), normalises by
+the image width, and lifts them with the model of a workdir or checkpoint (default: the main job's
+MotionAGFormer-XS in runs/main) over consecutive windows of the model's length, with the flip test.
+The figure shows evenly spaced frames: the 2D input above and the lifted 3D pose below. Frames with
+any joint missing (NaN) are filled from the nearest valid frame.
+
+The default keypoints are the Sports2D demo (`../shared/data/sports2d_demo`, BSD-3-Clause): MediaPipe
+switches between two people around frame 180, hence the default range 20:170.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import numpy as np
+
+_SHARED = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'sports2d_demo'
+
+
+def load_keypoints(path: str, key: str, layout: str, width: float, height: float,
+                   frames: slice) -> np.ndarray:
+  """Returns (T, 17, 3) normalised H36M-17 2D plus confidence."""
+  from jaxpose.geometry import camera, skeleton
+
+  with np.load(path) as z:
+    if key not in z.files:
+      raise ValueError(f'{path}: no key {key!r}; keys: {", ".join(z.files)}')
+    kp = np.asarray(z[key], np.float64)[frames]
+  want = skeleton.get(layout).num_joints
+  if kp.ndim != 3 or kp.shape[1] != want or kp.shape[2] < 2:
+    raise ValueError(f'{path}[{key}]: expected shape (N, {want}, 2..4) for {layout}, got {kp.shape}')
+  conf = kp[..., -1] if kp.shape[2] in (3, 4) and layout == 'mediapipe33' else np.ones(kp.shape[:2])
+  xy = _fill_missing(kp[..., :2])
+  if layout != 'h36m17':
+    xy = skeleton.convert(xy, layout, 'h36m17')
+    conf = skeleton.convert(conf[..., None], layout, 'h36m17')[..., 0]
+  xy = camera.normalize_screen_coordinates(xy, width, height)
+  return np.concatenate([xy, np.clip(conf, 0, 1)[..., None]], -1).astype(np.float32)
+
+
+def _fill_missing(xy: np.ndarray) -> np.ndarray:
+  ok = np.isfinite(xy).all(axis=(1, 2))
+  if not ok.any():
+    raise ValueError('no frame has all keypoints')
+  idx = np.where(ok)[0]
+  nearest = idx[np.abs(np.arange(len(xy))[:, None] - idx[None]).argmin(axis=1)]
+  return xy[nearest]
+
+
+def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
+  """(T, 17, C) -> (T, 17, 3) with the workdir's model, window by window (edge-padded tail)."""
+  import jax
+  import ml_collections as mlc
+
+  from jaxpose import methods
+  from jaxpose.train import checkpoint as ckpt_lib
+  from jaxpose.train import loop
+
+  cfg_path = pathlib.Path(checkpoint) / 'config.json'
+  if not cfg_path.exists():
+    raise FileNotFoundError(f'{cfg_path} not found: pass --checkpoint a training workdir '
+                            f'(run `jaxpose main` first for the default)')
+  config = mlc.ConfigDict(json.loads(cfg_path.read_text()))
+  model = loop.build_model(config)
+  variables = ckpt_lib.load_params(checkpoint)
+  method = methods.get_module(config.method.name)
+  t = config.data.frames
+  n = len(kp2d)
+  pad = (-n) % t
+  x = np.concatenate([kp2d, np.repeat(kp2d[-1:], pad, 0)])[:, :, :3 if config.data.use_conf else 2]
+  windows = x.reshape(-1, t, *x.shape[1:])
+  predict = jax.jit(lambda v, w: method.predict(model, v, w, config))
+  out = np.asarray(predict(variables, windows)).reshape(-1, 17, 3)
+  return out[:n]
+
+
+def main(argv: list[str]) -> int:
+  p = argparse.ArgumentParser(prog='jaxpose demo', description=__doc__.split('\n\n')[0])
+  p.add_argument('--keypoints', default=str(_SHARED / 'mediapipe_pose_2d.npz'))
+  p.add_argument('--key', default='demo')
+  p.add_argument('--layout', default='mediapipe33')
+  p.add_argument('--width', type=float, default=1768)
+  p.add_argument('--height', type=float, default=994)
+  p.add_argument('--frames', default='20:170')
+  p.add_argument('--checkpoint', default='runs/main')
+  p.add_argument('--out', default='demo.png')
+  p.add_argument('--panels', type=int, default=6)
+  args = p.parse_args(argv[1:])
+  a, _, b = args.frames.partition(':')
+  frames = slice(int(a) if a else None, int(b) if b else None)
+  if not pathlib.Path(args.keypoints).exists():
+    raise SystemExit(f'jaxpose demo: keypoint file {args.keypoints} not found')
+  kp = load_keypoints(args.keypoints, args.key, args.layout, args.width, args.height, frames)
+  pose3d = lift(kp, args.checkpoint)
+  from jaxpose.viz import plots
+
+  plots.demo_figure(kp, pose3d, args.out, args.panels)
+  print(f'[jaxpose demo] lifted {len(kp)} frames; figure: {args.out}')
+  return 0
