@@ -1,0 +1,12 @@
+"""jaxpose TFDS builders; importing this package registers every dataset with TFDS.
+
+Datasets: h36m, mpi_inf_3dhp, humaneva, pw3d (manual download of the official preprocessed files)
+and deepmimic (embedded: built from the mocap clips inside the installed pybullet package). Build
+them with `jaxpose data build <name> [--config C] --manual_dir M --data_dir D`; no TensorFlow needed.
+"""
+
+from tfds_builders import deepmimic, h36m, humaneva, mpi_inf_3dhp, pw3d
+
+NAMES = ('h36m', 'mpi_inf_3dhp', 'humaneva', 'pw3d', 'deepmimic')
+
+__all__ = ['NAMES', 'deepmimic', 'h36m', 'humaneva', 'mpi_inf_3dhp', 'pw3d']
