@@ -1,0 +1,13 @@
+"""Data: TFDS builders' helpers, the grain input pipeline and test fixtures.
+
+Modules (import the one you need; nothing heavy is imported here):
+  build      build / ensure_built datasets, data_dir resolution, NotBuiltError
+  cli        `jaxpose data build|list|bench`
+  deepmimic  DeepMimic clips from pybullet -> H36M-17 (the embedded real dataset)
+  io         readers of the official files with precise DataFormatError messages
+  pipeline   train_iterator, eval_batches, sequence_table, num_windows, reassemble, flip_batch
+  sources    SequenceStore over tfds.data_source (no TensorFlow)
+  synthetic  tiny files in every official format, for tests
+  transforms pure per-window transforms (normalise, confidence, root-relative, flip)
+  windows    training windows, evaluation tiling, reassembly
+"""

@@ -155,6 +155,8 @@ def build(
       raise ManualDirError(
         f'manual_dir {manual_dir} does not exist.\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}'
       )
+    if not any(manual_dir.iterdir()):
+      raise ManualDirError(f'manual_dir {manual_dir} is empty.\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}')
   b = get_builder(name, config, data_dir)
   mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
   if overwrite:
@@ -185,4 +187,11 @@ def ensure_built(
       f'{resolve_data_dir(data_dir)}; build it with:\n  '
       f'{build_command(name, config, data_dir)}'
     )
-  return build(name, config, data_dir=data_dir)
+  try:
+    return build(name, config, data_dir=data_dir)
+  except OSError:
+    # Another process (another host, a parallel test) may have finished the same build first: TFDS
+    # then fails to rename its own incomplete directory onto the existing one.
+    if is_built(name, config, data_dir):
+      return version_dir(name, config, data_dir)
+    raise

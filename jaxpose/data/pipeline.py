@@ -139,7 +139,9 @@ class WindowSource:
   def sequence(self, seq_id: int) -> Example:
     seq = self._prepared.get(seq_id)
     if seq is None:
-      seq = self._prepared[seq_id] = prepare_sequence(self.store[seq_id], self.spec)
+      seq = self._prepared[seq_id] = prepare_sequence(
+        self.store.read(seq_id, cache=False), self.spec
+      )
     return seq
 
   def __getitem__(self, i: int) -> Example:

@@ -1,7 +1,7 @@
 """Sequence records from a built TFDS dataset, read with `tfds.data_source` (no TensorFlow).
 
-`SequenceStore` wraps one split. It opens the array_record files lazily, decodes each sequence once
-per process and keeps it (keypoint datasets are small: all of H36M is about 0.5 GB decoded), and
+`SequenceStore` wraps one split. It opens the array_record files lazily, decodes a sequence on
+request and can keep it (keypoint datasets are small: all of H36M is about 0.5 GB decoded), and
 pickles without its reader or cache, so grain workers reopen the files themselves. Text features
 come back as `str`. Stores are shared per process through `get_store`.
 """
@@ -71,7 +71,7 @@ class SequenceStore:
     self.metadata = dict(info.metadata or {})
     self.meta = []
     for i in range(len(self._src)):  # reads every sequence once: the index needs their lengths
-      ex = self[i]
+      ex = self.read(i, cache=False)
       self.meta.append({'seq_id': i, **{k: ex[k] for k in META_KEYS}})
 
   def __len__(self) -> int:
@@ -82,14 +82,21 @@ class SequenceStore:
     return np.array([m['num_frames'] for m in self.meta], np.int64)
 
   def __getitem__(self, seq_id: int) -> dict[str, Any]:
+    return self.read(seq_id)
+
+  def read(self, seq_id: int, cache: bool = True) -> dict[str, Any]:
+    """The decoded record of a sequence; kept for later reads if `cache` (the input pipeline
+    keeps its own prepared copy instead, so it reads with cache=False)."""
+    seq_id = int(seq_id)
     ex = self._cache.get(seq_id)
     if ex is None:
       if self._src is None:
         with self._lock:
           if self._src is None:
             self._src = open_source(self.name, self.config, self.split, self.data_dir)
-      ex = _decode(self._src[int(seq_id)])
-      self._cache[seq_id] = ex
+      ex = _decode(self._src[seq_id])
+      if cache:
+        self._cache[seq_id] = ex
     return ex
 
   def __getstate__(self) -> dict[str, Any]:
