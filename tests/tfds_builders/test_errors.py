@@ -49,7 +49,7 @@ def test_missing_manual_dir_and_file(tmp_path):
   with pytest.raises(io.ManualDirError, match='does not exist'):
     build.build('h36m', 'gt', tmp_path / 'nope', tmp_path / 'data')
   (tmp_path / 'empty').mkdir()
-  with pytest.raises(io.ManualDirError, match='is empty.*data_3d_h36m.npz'):
+  with pytest.raises(io.ManualDirError, match='(?s)is empty.*data_3d_h36m.npz'):
     build.build('h36m', 'gt', tmp_path / 'empty', tmp_path / 'data')
   synthetic.write_h36m_vp3d(tmp_path / 'm', sources=('gt',))
   with pytest.raises(io.ManualDirError, match=r'missing file .*data_2d_h36m_cpn_ft_h36m_dbb\.npz'):
