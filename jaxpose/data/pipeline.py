@@ -24,9 +24,11 @@ center, J2 / J3 the 2D / 3D joint counts):
   res_w, res_h   (b,) int32        image size, pixels
 
 Training: `grain.MapDataset` over the window index, globally shuffled with the seed (a new order
-every epoch, `EpochShuffle`), repeated forever, sharded by host (`[process_index::process_count]`), batched and
-randomly flipped (data.flip_aug: each row with probability 1/2, seeded per batch index); the same seed gives the same batches with
-any number of workers, and an iterator restored from `get_state()` continues with the same batches.
+every epoch, `EpochShuffle`), repeated forever, sharded by host (`[process_index::process_count]`),
+batched and randomly flipped (data.flip_aug: each row with probability 1/2, seeded per batch
+index). The same seed gives the same batches with any number of workers; the iterator's state is
+the number of batches consumed, so a restored iterator continues with the same batches (also
+after changing data.num_workers).
 Evaluation: the tiling of `windows.eval_windows`, split across hosts batch by batch and padded to
 data.eval_batch_size // process_count rows per host (padding rows: valid = owned = False).
 """

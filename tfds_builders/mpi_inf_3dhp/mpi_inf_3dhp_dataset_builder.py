@@ -127,7 +127,9 @@ def read_test(path) -> list[tuple[str, Example]]:
       raise DataFormatError(path, where, f'test sequences {sorted(TEST_RES)}', repr(ts))
     d = data[ts]
     kp, pose = get_key(d, 'data_2d', path, where), get_key(d, 'data_3d', path, where)
-    valid = as_array(get_key(d, 'valid', path, where), path, f"{where}['valid']",
-                     (np.shape(kp)[0],), dtype=np.float64)  # fmt: skip
+    valid = get_key(d, 'valid', path, where)
+    if np.ndim(valid) == 2 and 1 in np.shape(valid):  # MATLAB-style (F, 1) / (1, F) vectors
+      valid = np.ravel(valid)
+    valid = as_array(valid, path, f"{where}['valid']", (np.shape(kp)[0],), dtype=np.float64)
     out.append((ts, _record(path, where, kp, pose, ts, ts, '0', TEST_RES[ts], 0.0, valid > 0.5)))
   return out
