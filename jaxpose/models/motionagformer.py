@@ -40,7 +40,6 @@ Deviations from the official code:
     variables are `params/{scale,bias}` and `batch_stats/{mean,var}`.
   - `rep_logit.fc` is the Linear `rep_logit` (the torch Sequential's Tanh holds no weights).
   - `act_layer` is a name ('gelu' exact erf, or 'relu'), as in the official yaml configs.
-  - `use_tcn=True` (the unused MS-TCN temporal branch) is not implemented and raises.
   - `num_joints` must be 17: the official spatial GCN hard-codes 17 nodes and the H36M graph.
 """
 
@@ -65,6 +64,7 @@ from jaxpose.models.layers import (
   Mlp,
   constant_init,
 )
+from jaxpose.models.layers.tcn import MultiScaleTCN
 
 # Row i lists the joints joint i aggregates from (H36M-17 order). Copied as published: rows 0 and
 # 8 lack 4, 11 and 14 although the reverse edges exist, and there are no self loops.
@@ -177,7 +177,7 @@ class AGFormerBlock(nn.Module):
   Attributes:
     cfg: shared hyper-parameters.
     mode: 'spatial' (mix over J) or 'temporal' (mix over T).
-    mixer_type: 'attention' or 'graph'.
+    mixer_type: 'attention', 'graph' or 'ms-tcn' (temporal multi-scale conv, `use_tcn`).
   """
 
   cfg: BlockConfig
@@ -200,8 +200,12 @@ class AGFormerBlock(nn.Module):
       )
     elif self.mixer_type == 'graph':
       mixer = _graph_mixer(cfg, self.mode, x, 'mixer')
+    elif self.mixer_type == 'ms-tcn':
+      mixer = MultiScaleTCN(name='mixer')
     else:
-      raise ValueError(f"mixer_type must be 'attention' or 'graph', got {self.mixer_type!r}")
+      raise ValueError(
+        f"mixer_type must be 'attention', 'graph' or 'ms-tcn', got {self.mixer_type!r}"
+      )
     mlp = Mlp(
       hidden_dim=int(dim * cfg.mlp_ratio),
       drop=cfg.drop,
@@ -226,12 +230,14 @@ class MotionAGFormerBlock(nn.Module):
     hierarchical: split D in halves; the graph stream reads its half plus the attention output,
       and the halves are concatenated.
     graph_only: bare GCNs instead of GCN-mixer MetaFormer blocks in the graph stream.
+    use_tcn: a multi-scale temporal conv instead of the temporal GCN in the graph stream.
   """
 
   cfg: BlockConfig
   use_adaptive_fusion: bool = True
   hierarchical: bool = False
   graph_only: bool = False
+  use_tcn: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -239,10 +245,14 @@ class MotionAGFormerBlock(nn.Module):
     cfg = self.cfg
     if self.graph_only:
       graph_spatial = _graph_mixer(cfg, 'spatial', x, 'graph_spatial')
-      graph_temporal = _graph_mixer(cfg, 'temporal', x, 'graph_temporal')
+      if self.use_tcn:
+        graph_temporal = MultiScaleTCN(name='graph_temporal')
+      else:
+        graph_temporal = _graph_mixer(cfg, 'temporal', x, 'graph_temporal')
     else:
       graph_spatial = AGFormerBlock(cfg, 'spatial', 'graph', name='graph_spatial')
-      graph_temporal = AGFormerBlock(cfg, 'temporal', 'graph', name='graph_temporal')
+      temporal_mixer = 'ms-tcn' if self.use_tcn else 'graph'
+      graph_temporal = AGFormerBlock(cfg, 'temporal', temporal_mixer, name='graph_temporal')
     att_spatial = AGFormerBlock(cfg, 'spatial', 'attention', name='att_spatial')
     att_temporal = AGFormerBlock(cfg, 'temporal', 'attention', name='att_temporal')
     fusion = Linear(
@@ -290,7 +300,7 @@ class Model(nn.Module):
     num_joints: J; must be 17 (fixed H36M graph).
     use_temporal_similarity: top-k similarity temporal graph (else a fixed chain).
     temporal_connection_len: chain length for the fixed temporal graph.
-    use_tcn: MS-TCN temporal graph branch (not implemented).
+    use_tcn: multi-scale temporal conv instead of the temporal GCN (width % 4 == 0).
     graph_only: bare GCNs in the graph stream.
     neighbour_num: k of the temporal top-k graph (published configs: 2).
     n_frames: T; the temporal BatchNorm has one channel per frame, so inputs must have T frames.
@@ -322,8 +332,6 @@ class Model(nn.Module):
   n_frames: int = 243
 
   def _check(self, x: jax.Array) -> None:
-    if self.use_tcn:
-      raise NotImplementedError('MotionAGFormer: use_tcn=True (MS-TCN branch) is not ported')
     if self.act_layer not in ACTIVATIONS:
       raise ValueError(f'act_layer {self.act_layer!r} not in {sorted(ACTIVATIONS)}')
     if self.num_joints != len(CONNECTIONS):
@@ -370,6 +378,7 @@ class Model(nn.Module):
         use_adaptive_fusion=self.use_adaptive_fusion,
         hierarchical=self.hierarchical,
         graph_only=self.graph_only,
+        use_tcn=self.use_tcn,
         name=f'layers_{i}',
       )(x, train=train)
     x = LayerNorm(name='norm')(x)

@@ -272,3 +272,45 @@ def test_gcn_rejects_wrong_node_count():
   gcn = L.GCN(mode='temporal', num_nodes=7)
   with pytest.raises(ValueError, match='7 nodes'):
     gcn.init(jax.random.key(0), jnp.zeros((1, 6, 4, 5)), train=False)
+
+
+def _tcn_reference_torch(torch, x, p, s, dilations=(1, 2), k=5):
+  """torch.nn.functional MS-TCN on (B, C, T, J) from converted flax variables."""
+  F = torch.nn.functional
+  t = lambda a: torch.from_numpy(np.asarray(a))
+
+  def conv(z, pp, dil=1, ksize=1):
+    w = t(pp['kernel']).permute(3, 2, 0, 1)  # (k, 1, I, O) -> (O, I, k, 1)
+    pad = (ksize + (ksize - 1) * (dil - 1) - 1) // 2
+    return F.conv2d(z, w, t(pp['bias']), padding=(pad, 0), dilation=(dil, 1))
+
+  def bn(z, name, sub=None):
+    pp, ss = (p[name], s[name]) if sub is None else (p[name][sub], s[name][sub])
+    return F.batch_norm(z, t(ss['mean']), t(ss['var']), t(pp['scale']), t(pp['bias']), False)
+
+  outs = []
+  for i, d in enumerate(dilations):
+    y = F.relu(bn(conv(x, p[f'branches_{i}_0']), f'branches_{i}_1'))
+    y = conv(y, p[f'branches_{i}_3']['conv'], d, k)
+    outs.append(bn(y, f'branches_{i}_3', 'bn'))
+  i = len(dilations)
+  y = F.relu(bn(conv(x, p[f'branches_{i}_0']), f'branches_{i}_1'))
+  y = F.max_pool2d(y, (3, 1), stride=1, padding=(1, 0))
+  outs.append(bn(y, f'branches_{i}_4'))
+  outs.append(bn(conv(x, p[f'branches_{i + 1}_0']), f'branches_{i + 1}_1'))
+  return torch.cat(outs, 1) + x
+
+
+def test_multiscale_tcn_matches_torch_functional():
+  torch = pytest.importorskip('torch')
+  x = _rand(2, 9, 3, 8)  # (B, T, J, C)
+  tcn = L.MultiScaleTCN()
+  v = _perturbed(tcn.init(jax.random.key(0), x, train=False))
+  out = tcn.apply(v, x, train=False)
+  with torch.no_grad():
+    ref = _tcn_reference_torch(
+      torch, torch.from_numpy(x.transpose(0, 3, 1, 2)), v['params'], v['batch_stats']
+    )
+  np.testing.assert_allclose(out, ref.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+  with pytest.raises(ValueError, match='divisible'):
+    tcn.init(jax.random.key(0), x[..., :6], train=False)

@@ -123,6 +123,8 @@ def test_frame_permutation_equivariance_with_neutral_batch_norm(tiny):
     dict(use_adaptive_fusion=False),
     dict(use_temporal_similarity=False, temporal_connection_len=2),
     dict(use_layer_scale=False, act_layer='relu'),
+    dict(use_tcn=True),
+    dict(use_tcn=True, graph_only=True),
   ],
   ids=lambda o: ','.join(o),
 )
@@ -135,14 +137,16 @@ def test_official_options_build_and_run(options):
   if options.get('hierarchical'):
     # The unused fusion layer of the official hierarchical block is still there.
     assert v['params']['layers_0']['fusion']['kernel'].shape == (16, 2)
+  if options.get('use_tcn'):
+    tcn = v['params']['layers_0']['graph_temporal']
+    tcn = tcn if options.get('graph_only') else tcn['mixer']
+    assert tcn['branches_0_3']['conv']['kernel'].shape == (5, 1, 4, 4)  # (k, 1, C/4, C/4)
 
 
 def test_input_validation():
   model = mag.Model(**TINY)
   with pytest.raises(ValueError, match='input must be'):
     model.init(_key(0), jnp.zeros((1, 5, 17, 3)), train=False)
-  with pytest.raises(NotImplementedError, match='use_tcn'):
-    mag.Model(**TINY, use_tcn=True).init(_key(0), jnp.zeros((1, 6, 17, 3)), train=False)
   with pytest.raises(ValueError, match='num_joints'):
     mag.Model(**TINY, num_joints=16).init(_key(0), jnp.zeros((1, 6, 16, 3)), train=False)
 

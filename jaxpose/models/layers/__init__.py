@@ -8,6 +8,7 @@
 - `LayerNorm` (torch eps 1e-5), `TorchBatchNorm` (torch running-stat semantics).
 - `GCN`, `adjacency_from_neighbours`, `chain_adjacency`, `normalize_digraph`,
   `topk_similarity_adjacency`: graph blocks.
+- `MultiScaleTCN`, `TemporalConv`: multi-scale temporal convolutions on (B, T, J, C).
 
 Randomness: every layer here draws from the 'dropout' RNG stream (DropPath's stream is a field).
 """
@@ -29,6 +30,7 @@ from jaxpose.models.layers.linear import (
 )
 from jaxpose.models.layers.mlp import ACTIVATIONS, Mlp, gelu
 from jaxpose.models.layers.norms import LayerNorm, TorchBatchNorm
+from jaxpose.models.layers.tcn import MultiScaleTCN, TemporalConv
 
 __all__ = [
   'ACTIVATIONS',
@@ -39,6 +41,8 @@ __all__ = [
   'LayerScale',
   'Linear',
   'Mlp',
+  'MultiScaleTCN',
+  'TemporalConv',
   'TorchBatchNorm',
   'adjacency_from_neighbours',
   'chain_adjacency',
