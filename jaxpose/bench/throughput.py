@@ -18,6 +18,8 @@ Protocol (what `jaxpose bench` reports):
   from the jaxpr walker; for training the walker counts forward, backward and optimizer dots of the
   actual step) / step time. The peak is measured here with a large square matmul in the same dtype
   (best of its repeats), not taken from a datasheet, so MFU is comparable across devices and dtypes.
+  Peak and model run at the same default matmul precision (float32 may use TF32 on NVIDIA GPUs),
+  so their ratio is consistent; on a CPU shared with other jobs it is noisy and can exceed 100%.
 """
 
 from __future__ import annotations
