@@ -25,40 +25,54 @@ from jaxpose.geometry import camera
 MIXSTE_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5, 4.0, 4.0, 1.5, 4.0, 4.0)
 
 
-def _time_mean(x: jax.Array) -> jax.Array:
-  """(B, T) -> (B,); also accepts (B,)."""
-  return x.reshape(x.shape[0], -1).mean(axis=1)
+def _time_mean(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+  """(B, T) -> (B,), averaging over the frames where `mask` (B, T) is True (all if None)."""
+  x = x.reshape(x.shape[0], -1)
+  if mask is None:
+    return x.mean(axis=1)
+  m = mask.reshape(mask.shape[0], -1).astype(x.dtype)
+  return (x * m).sum(axis=1) / jnp.maximum(m.sum(axis=1), 1.0)
+
+
+def _frames(batch: Mapping[str, jax.Array]) -> jax.Array | None:
+  """(B, T) frame mask: padded frames (sequences shorter than the window) are not trained on."""
+  return batch.get('valid')
+
+
+def _pairs(batch: Mapping[str, jax.Array]) -> jax.Array | None:
+  """(B, T-1) mask of consecutive valid frame pairs, for terms on first differences."""
+  v = batch.get('valid')
+  return None if v is None else v[:, 1:] & v[:, :-1]
 
 
 def mpjpe(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
   """Mean per-joint position error, (B,) in the unit of the targets."""
-  return _time_mean(metrics.mpjpe(pred, batch['pose3d_cam']))
+  return _time_mean(metrics.mpjpe(pred, batch['pose3d_cam']), _frames(batch))
 
 
 def w_mpjpe(pred: jax.Array, batch: Mapping[str, jax.Array], joint_weights=MIXSTE_JOINT_WEIGHTS):
   """Weighted MPJPE: mean over T, J of w_j * ||pred - gt|| (MixSTE, D3DP). (B,)"""
   w = jnp.asarray(joint_weights, pred.dtype)
   err = jnp.linalg.norm(pred - batch['pose3d_cam'], axis=-1)  # (B, T, J)
-  return _time_mean((err * w).mean(axis=-1))
+  return _time_mean((err * w).mean(axis=-1), _frames(batch))
 
 
 def n_mpjpe(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
   """MPJPE after the per-frame optimal scale of the prediction (VideoPose3D formula). (B,)"""
-  return _time_mean(metrics.n_mpjpe(pred, batch['pose3d_cam']))
+  return _time_mean(metrics.n_mpjpe(pred, batch['pose3d_cam']), _frames(batch))
 
 
 def velocity(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
   """Mean per-joint velocity error over first differences in time (MPJVE). (B,)"""
-  return _time_mean(metrics.mpjve(pred, batch['pose3d_cam']))
+  return _time_mean(metrics.mpjve(pred, batch['pose3d_cam']), _pairs(batch))
 
 
 def temporal_consistency(pred: jax.Array, batch: Mapping[str, jax.Array],
                          joint_weights=MIXSTE_JOINT_WEIGHTS) -> jax.Array:
   """MixSTE TC loss: mean of w_j * (pred_{t+1} - pred_t)^2, elementwise (squared, not a norm). (B,)"""
-  del batch  # a smoothness prior on the prediction alone
   w = jnp.asarray(joint_weights, pred.dtype)[:, None]
-  d = jnp.diff(pred, axis=1) ** 2 * w  # (B, T-1, J, 3)
-  return d.reshape(d.shape[0], -1).mean(axis=1)
+  d = jnp.diff(pred, axis=1) ** 2 * w  # (B, T-1, J, 3), a smoothness prior on the prediction
+  return _time_mean(d.mean(axis=(-2, -1)), _pairs(batch))
 
 
 def reprojection_2d(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
@@ -70,7 +84,7 @@ def reprojection_2d(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Arra
   root = batch['pose3d_root']
   proj = camera.project_to_2d(pred + root, _normalised_intrinsics(batch))
   err = jnp.linalg.norm(proj - batch['kp2d_norm'][..., :2], axis=-1)  # (B, T, J)
-  return _time_mean(err.mean(axis=-1))
+  return _time_mean(err.mean(axis=-1), _frames(batch))
 
 
 def _normalised_intrinsics(batch: Mapping[str, jax.Array]) -> jax.Array:

@@ -12,6 +12,8 @@ center, J2 / J3 the 2D / 3D joint counts):
                                            C_in = 3 with data.use_conf (confidence appended)
   pose3d_cam     (b, T_out, J3, 3) float32 camera frame, root-relative (root = 0), metres (H36M
                                            `sh`: normalised image units, see scale_2_5d)
+  pose3d_root    (b, T_out, 1, 3) float32  the root joint's camera-frame position (same unit), for
+                                           reprojection losses and test-time optimisation
   valid          (b, T_out) bool   count this output frame in losses and metrics: a real frame (not
                                    edge padding, not a padding row) that the dataset marks usable
                                    (3DHP valid frames); in evaluation also owned
@@ -159,6 +161,7 @@ class WindowSource:
     return {
       'kp2d_norm': seq['kp2d_norm'][sl_in],
       'pose3d_cam': seq['pose3d_cam'][sl_out],
+      'pose3d_root': seq['pose3d_root'][sl_out],
       'valid': ok & owned if self.eval_mode else ok,
       'owned': owned,
       'frame_idx': fidx,
@@ -174,7 +177,8 @@ def prepare_sequence(record: Example, spec: Spec) -> Example:
   """A decoded record -> whole-sequence model arrays (normalize_2d, add_confidence, root_relative).
 
   Returns:
-    {'kp2d_norm' (L, J2, C_in), 'pose3d_cam' (L, J3, 3) root-relative, 'valid' (L,),
+    {'kp2d_norm' (L, J2, C_in), 'pose3d_cam' (L, J3, 3) root-relative, 'pose3d_root' (L, 1, 3),
+     'valid' (L,),
      'scale_2_5d' (L,), 'cam_intrinsics' (9,), 'res_w', 'res_h', 'num_frames'}.
   """
   ex = {k: record[k] for k in ('kp2d_px', 'kp2d_conf', 'pose3d_cam', 'res_w', 'res_h')}
@@ -202,10 +206,11 @@ class _BatchFlip:
     sel = rng.random(len(batch['seq_id'])) < 0.5
     if not sel.any():
       return batch
-    rows = {k: batch[k][sel] for k in ('kp2d_norm', 'pose3d_cam', 'cam_intrinsics', 'res_w')}
+    keys = ('kp2d_norm', 'pose3d_cam', 'pose3d_root', 'cam_intrinsics')
+    rows = {k: batch[k][sel] for k in (*keys, 'res_w')}
     flipped = transforms.flip_batch(rows, self.spec.layout_2d, self.spec.layout_3d)
     out = dict(batch)
-    for k in ('kp2d_norm', 'pose3d_cam', 'cam_intrinsics'):
+    for k in keys:
       out[k] = batch[k].copy()
       out[k][sel] = flipped[k]
     return out

@@ -41,10 +41,18 @@ def add_confidence(ex: Example, use_conf: bool) -> Example:
 
 
 def root_relative(ex: Example, root: int) -> Example:
-  """pose3d_cam minus its root joint (the root becomes 0); units unchanged (metres)."""
+  """pose3d_cam minus its root joint (the root becomes 0); units unchanged (metres). The root
+  trajectory is kept as pose3d_root (T, 1, 3), for losses that reproject through the camera."""
   out = dict(ex)
-  out['pose3d_cam'] = skeleton.root_relative(ex['pose3d_cam'], int(root)).astype(np.float32)
+  p = np.asarray(ex['pose3d_cam'], np.float32)
+  out['pose3d_root'] = p[..., int(root):int(root) + 1, :].copy()
+  out['pose3d_cam'] = skeleton.root_relative(p, int(root)).astype(np.float32)
   return out
+
+
+def _negate_x(p: np.ndarray) -> np.ndarray:
+  """Mirrors a trajectory (..., 1, 3): the root has no left/right partner, only x changes sign."""
+  return np.asarray(p) * np.asarray([-1.0, 1.0, 1.0], np.float32)
 
 
 def flip_intrinsics_px(k: np.ndarray, res_w: np.ndarray | float) -> np.ndarray:
@@ -75,6 +83,8 @@ def flip(ex: Example, layout_2d: str, layout_3d: str) -> Example:
   out = dict(ex)
   out['kp2d_norm'] = skeleton.flip_pose(ex['kp2d_norm'], layout_2d)
   out['pose3d_cam'] = skeleton.flip_pose(ex['pose3d_cam'], layout_3d)
+  if 'pose3d_root' in ex:
+    out['pose3d_root'] = _negate_x(ex['pose3d_root'])
   if 'cam_intrinsics' in ex:
     out['cam_intrinsics'] = flip_intrinsics_px(ex['cam_intrinsics'], ex['res_w'])
   return out
@@ -108,6 +118,8 @@ def flip_batch(
   out['kp2d_norm'] = skeleton.flip_pose(batch['kp2d_norm'], skeleton_2d)
   if 'pose3d_cam' in batch:
     out['pose3d_cam'] = skeleton.flip_pose(batch['pose3d_cam'], skeleton_3d or skeleton_2d)
+  if 'pose3d_root' in batch:
+    out['pose3d_root'] = _negate_x(batch['pose3d_root'])
   if 'cam_intrinsics' in batch and 'res_w' in batch:
     out['cam_intrinsics'] = flip_intrinsics_px(batch['cam_intrinsics'], np.asarray(batch['res_w']))
   return out

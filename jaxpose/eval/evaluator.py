@@ -20,7 +20,7 @@ from jaxpose.data import pipeline
 from jaxpose.eval import protocols
 from jaxpose.train import sharding
 
-_META_KEYS = ('frame_idx', 'seq_id', 'valid')
+_META_KEYS = ('frame_idx', 'seq_id', 'valid', 'owned')
 
 
 def _to_host(tree: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -44,6 +44,7 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
   names = ['mpjpe_mm', 'p_mpjpe_mm'] + (['pck150', 'auc'] if config.eval.protocol ==
                                         'mpi_inf_3dhp' else [])
   errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
+  covered = {r['seq_id']: np.zeros(r['num_frames'], np.int32) for r in table}
   example = None
   batches = pipeline.eval_batches(config.data, split, process_index=jax.process_index(),
                                   process_count=jax.process_count())
@@ -59,8 +60,8 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
     if example is None:
       example = {'kp2d_norm': np.asarray(batch['kp2d_norm']), 'pred': np.asarray(out['pred']),
                  'gt': np.asarray(batch['pose3d_cam']), 'valid': np.asarray(batch['valid'])}
-    _scatter(errs, host)
-  per_seq = _check_coverage(errs, table, complete=not max_batches)
+    _scatter(errs, covered, host)
+  per_seq = _check_coverage(errs, covered, table, complete=not max_batches)
   rows = [r for r in table if r['seq_id'] in per_seq['mpjpe_mm']]
   frames = {n: np.concatenate([per_seq[n][r['seq_id']] for r in rows] or [np.zeros(0)])
             for n in names}
@@ -82,32 +83,36 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
   return {**res, **{k: by[k]['average'] for k in names}, 'per_group': per_group}
 
 
-def _scatter(errs: dict[str, dict[int, np.ndarray]], host: dict[str, np.ndarray]) -> None:
-  """Writes per-frame errors of a batch of windows into their sequences' frame arrays."""
-  valid, fidx, sid = host['valid'], host['frame_idx'], host['seq_id']
-  for name in errs:
-    e = host[name]
-    if e.shape[1] == 1 and fidx.shape[1] > 1:  # single-output-frame models: the centre frame
-      c = fidx.shape[1] // 2
-      v, f = valid[:, c:c + 1], fidx[:, c:c + 1]
-    else:
-      v, f = valid, fidx
-    for b in np.nonzero(v.any(axis=1))[0]:
-      errs[name][int(sid[b])][f[b][v[b]]] = e[b][v[b]]
+def _scatter(errs: dict[str, dict[int, np.ndarray]], covered: dict[int, np.ndarray],
+             host: dict[str, np.ndarray]) -> None:
+  """Writes a batch's per-frame errors into their sequences' frame arrays.
+
+  `owned` (B, T_out) marks the frames a window is responsible for (each frame of the split is owned
+  by exactly one window); `valid` marks the owned frames that are scored (3DHP's invalid frames and
+  MotionBERT's excluded videos are owned but not valid). All are (B, T_out) like the errors.
+  """
+  valid, owned, fidx, sid = host['valid'], host['owned'], host['frame_idx'], host['seq_id']
+  for b in np.nonzero(owned.any(axis=1))[0]:
+    seq = int(sid[b])
+    np.add.at(covered[seq], fidx[b][owned[b]], 1)
+    for name in errs:
+      errs[name][seq][fidx[b][valid[b]]] = host[name][b][valid[b]]
 
 
-def _check_coverage(errs, table, complete: bool):
-  """Every frame of every sequence must have exactly one error when the split was fully run."""
+def _check_coverage(errs, covered, table, complete: bool):
+  """Every frame of every sequence is owned exactly once when the split was fully run; returns
+  the scored (valid) frames' errors per sequence."""
   out: dict[str, dict[int, np.ndarray]] = {k: {} for k in errs}
   for r in table:
-    e = errs['mpjpe_mm'][r['seq_id']]
-    missing = np.isnan(e)
-    if complete and missing.any():
-      raise RuntimeError(f'evaluation tiling left {int(missing.sum())} of {e.size} frames of '
-                         f'sequence {r["seq_id"]} ({r["subject"]} {r["action"]}) uncovered')
-    if not missing.all():
+    c = covered[r['seq_id']]
+    if complete and not (c == 1).all():
+      raise RuntimeError(f'evaluation tiling covered {int((c == 0).sum())} frames of sequence '
+                         f'{r["seq_id"]} ({r["subject"]} {r["action"]}) zero times and '
+                         f'{int((c > 1).sum())} more than once; each frame must be owned once')
+    keep = ~np.isnan(errs['mpjpe_mm'][r['seq_id']])
+    if keep.any():
       for k in errs:
-        out[k][r['seq_id']] = errs[k][r['seq_id']][~missing]
+        out[k][r['seq_id']] = errs[k][r['seq_id']][keep]
   return out
 
 

@@ -12,30 +12,41 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-FLAGS = flags.FlagValues()
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'config file[:arg]', flag_values=FLAGS,
-                                          lock_config=True)
-flags.DEFINE_string('workdir', None, 'run directory (checkpoints, metrics, plots)', flag_values=FLAGS)
-flags.DEFINE_string('checkpoint', None, 'eval: a checkpoint or workdir to evaluate instead',
-                    flag_values=FLAGS)
-flags.DEFINE_string('split', None, 'eval: split to evaluate (default: data.eval_split)',
-                    flag_values=FLAGS)
+def make_flags(argv: list[str]) -> flags.FlagValues:
+  """A fresh flag set per parse. config_flags finds the `--config.k=v` overrides in `sys_argv`
+  (sys.argv by default), so it is given the argv actually parsed."""
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, 'config file[:arg]', flag_values=fv,
+                                  lock_config=True, sys_argv=list(argv))
+  flags.DEFINE_string('workdir', None, 'run directory (checkpoints, metrics, plots)',
+                      flag_values=fv)
+  flags.DEFINE_string('checkpoint', None, 'eval: a checkpoint or workdir to evaluate instead',
+                      flag_values=fv)
+  flags.DEFINE_string('split', None, 'eval: split to evaluate (default: data.eval_split)',
+                      flag_values=fv)
+  return fv
+
+
+def parse_flags(argv: list[str]) -> flags.FlagValues:
+  """Parses flags; turns config errors into messages that list the valid keys."""
+  fv = make_flags(argv)
+  try:
+    fv(argv)
+  except (flags.Error, KeyError, AttributeError) as e:  # unknown override keys raise the latter
+    raise SystemExit(f'{argv[0]}: {_explain(e, argv)}') from None
+  if fv.config is None:
+    raise SystemExit(f'{argv[0]}: --config is required (e.g. configs/motionagformer.py:xs)')
+  return fv
 
 
 def parse(argv: list[str]):
-  """Parses flags; turns config errors into messages that list the valid keys."""
-  try:
-    FLAGS(argv)
-  except flags.Error as e:
-    raise SystemExit(f'{argv[0]}: {_explain(e, argv)}') from None
-  if FLAGS.config is None:
-    raise SystemExit(f'{argv[0]}: --config is required (e.g. configs/motionagformer.py:xs)')
-  return FLAGS.config
+  """The locked config of `argv` with its overrides applied."""
+  return parse_flags(argv).config
 
 
 def _explain(err: Exception, argv: list[str]) -> str:
   """Adds the valid keys to an unknown-override error."""
-  msg = str(err)
+  msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
   bad = [a.split('=', 1)[0][len('--config.'):] for a in argv if a.startswith('--config.')]
   cfg_arg = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
   if cfg_arg is None or not bad:
@@ -59,15 +70,16 @@ def _explain(err: Exception, argv: list[str]) -> str:
 
 def main(argv: list[str]) -> int:
   cmd = argv[0]
-  config = parse(argv)
+  fv = parse_flags(argv)
+  config = fv.config
   from jaxpose.train import loop
 
   if cmd == 'train':
-    if not FLAGS.workdir:
+    if not fv.workdir:
       raise SystemExit('jaxpose train: --workdir is required')
-    res = loop.run(config, FLAGS.workdir)
+    res = loop.run(config, fv.workdir)
   else:
-    res = evaluate(config, FLAGS.workdir, FLAGS.checkpoint, FLAGS.split)
+    res = evaluate(config, fv.workdir, fv.checkpoint, fv.split)
   from jaxpose.eval import evaluator
 
   print(evaluator.format_table(res))

@@ -19,7 +19,7 @@ import ml_collections as mlc
 import numpy as np
 
 from jaxpose import methods, models
-from jaxpose.data import pipeline
+from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
 from jaxpose.train import checkpoint, optim, sharding, state as state_lib, steps, writers
 
@@ -30,6 +30,8 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   sharding.maybe_initialize_distributed(config.mesh)
   workdir.mkdir(parents=True, exist_ok=True)
   check_workdir_config(config, workdir)
+  # Embedded datasets build on first use; a licence-gated one not built yet raises with the command.
+  build.ensure_built(config.data.name, config.data.data_dir or None, config.data.config or None)
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')

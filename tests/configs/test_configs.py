@@ -67,7 +67,7 @@ def test_sweep_expands_and_validates(tmp_path):
   assert [r['model.variant'] for r in runs] == ['xs', 's', 'b', 'l']
   cmds = sweep.commands('configs/motionagformer.py:smoke', str(tmp_path), runs)
   assert len(cmds) == 4 and all(c[:2] == ['jaxpose', 'train'] for c in cmds)
-  assert cmds[1][-1].startswith('--config.model.variant=s')
+  assert '--config.model.variant=s' in cmds[1] and '--config.data.frames=81' in cmds[1]
   with pytest.raises(SystemExit, match='optim'):
     sweep.expand('configs/motionagformer.py:smoke', {'optim.lrr': 1.0})
 
