@@ -117,6 +117,33 @@ def parse_arg(arg: str | None, **defaults: Any) -> mlc.ConfigDict:
   return mlc.ConfigDict(out)
 
 
+def start(arg: str | None, model: str, variants: Iterable[str], **flags: Any):
+  """Parses a paper config's arg and starts its config: returns (args, base config with the model).
+
+  `arg` is 'variant[,smoke][,data=name][,flag...]'; the first of `variants` is the default, and an
+  unknown variant raises a ValueError listing the valid ones. `flags` declares extra arg flags.
+  """
+  variants = list(variants)
+  a = parse_arg(arg, variant=variants[0], smoke=False, data='h36m', **flags)
+  if a.variant not in variants:
+    raise ValueError(f'Unknown {model} variant {a.variant!r}; valid: {", ".join(variants)}')
+  c = get_base_config()
+  c.model.name, c.model.variant = model, a.variant
+  return a, c
+
+
+def finish(c: mlc.ConfigDict, a: mlc.ConfigDict) -> mlc.ConfigDict:
+  """Applies `smoke` when asked, and locks."""
+  if a.smoke:
+    smoke(c)
+  return locked(c)
+
+
+def h36m_2d(data: str, source: str = 'cpn_ft_h36m_dbb') -> str:
+  """The h36m builder config for a 2D source, or the dataset's default for other datasets."""
+  return source if data == 'h36m' else ''
+
+
 def smoke(c: mlc.ConfigDict) -> mlc.ConfigDict:
   """Shrinks a run to seconds on a CPU: the model's TEST_OVERRIDES (a tiny width and depth), the
   window length that model expects, the embedded deepmimic data, tiny steps and batches."""

@@ -37,11 +37,7 @@ REFERENCE = {
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='xs', smoke=False, main=False, data='h36m')
-  if a.variant not in FRAMES:
-    raise ValueError(f'Unknown MotionAGFormer variant {a.variant!r}; valid: {", ".join(FRAMES)}')
-  c = common.get_base_config()
-  c.model.name, c.model.variant = 'motionagformer', a.variant
+  a, c = common.start(arg, 'motionagformer', FRAMES, main=False)
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=5e-4, weight_decay=0.01)
   c.schedule.update(type='exponential_epoch', decay=0.99)
@@ -64,19 +60,17 @@ def get_config(arg: str | None = None):
       c.model.kwargs.n_frames = c.data.frames
   if a.main:
     main_job(c)
-  if a.smoke:
-    common.smoke(c)
-  return common.locked(c)
+  return common.finish(c, a)
 
 
 def main_job(c):
   """The README main job: MotionAGFormer-XS from scratch on the embedded deepmimic clips, sized to
   finish in about 10 minutes on 2 CPU cores (install, dataset build and compile included)."""
   c.data.update(common.dataset('deepmimic', frames=27, stride=9, batch_size=16, eval_batch_size=16))
-  c.train.epochs, c.train.total_steps = 0, 600
-  c.train.log_every, c.train.ckpt_every, c.train.eval_every = 25, 100, 300
+  c.train.epochs, c.train.total_steps = 0, 240
+  c.train.log_every, c.train.ckpt_every, c.train.eval_every = 10, 40, 80
   c.optim.lr = 1e-3
-  c.schedule.update(type='cosine', warmup_steps=30)
+  c.schedule.update(type='cosine', warmup_steps=20)
 
 
 def get_sweep(arg: str | None = None):

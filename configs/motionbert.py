@@ -23,20 +23,14 @@ REFERENCE = {
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='base', smoke=False, data='h36m')
-  if a.variant not in VARIANTS:
-    raise ValueError(f'Unknown MotionBERT variant {a.variant!r}; valid: {", ".join(VARIANTS)}')
-  c = common.get_base_config()
-  c.model.name, c.model.variant = 'motionbert', a.variant
-  c.data = common.dataset(a.data, config='sh' if a.data == 'h36m' else '', frames=243, stride=81,
+  a, c = common.start(arg, 'motionbert', VARIANTS)
+  c.data = common.dataset(a.data, config=common.h36m_2d(a.data, 'sh'), frames=243, stride=81,
                           batch_size=32, eval_batch_size=32)
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=2e-4, weight_decay=0.01)
   c.schedule.update(type='exponential_epoch', decay=0.99)
   c.train.epochs = 120
-  if a.smoke:
-    common.smoke(c)
-  return common.locked(c)
+  return common.finish(c, a)
 
 
 def get_sweep(arg: str | None = None):

@@ -29,22 +29,16 @@ REFERENCE = {
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='b', smoke=False, data='h36m')
-  if a.variant not in RECEPTIVE_FIELD:
-    raise ValueError(f'Unknown VideoPose3D variant {a.variant!r}; valid: {", ".join(RECEPTIVE_FIELD)}')
+  a, c = common.start(arg, 'videopose3d', ('b', 'xs', 's'))
   rf = RECEPTIVE_FIELD[a.variant]
-  c = common.get_base_config()
-  c.model.name, c.model.variant = 'videopose3d', a.variant
-  c.data = common.dataset(a.data, config='cpn_ft_h36m_dbb' if a.data == 'h36m' else '', frames=rf,
+  c.data = common.dataset(a.data, config=common.h36m_2d(a.data), frames=rf,
                           stride=1, mode='center', use_conf=False, batch_size=1024,
                           eval_batch_size=1024)
   c.method.loss.update(mpjpe=1.0)
   c.optim.update(name='adam_amsgrad', lr=1e-3, weight_decay=0.0)
   c.schedule.update(type='exponential_epoch', decay=0.95)
   c.train.epochs = 80
-  if a.smoke:
-    common.smoke(c)
-  return common.locked(c)
+  return common.finish(c, a)
 
 
 def get_sweep(arg: str | None = None):
