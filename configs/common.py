@@ -2,8 +2,9 @@
 
 Paper configs start from `get_base_config()`, assign declared keys only, and return the config
 locked, so a typo (in a file or on the command line) fails with the list of valid keys.
-`model.kwargs` is the one open block: its keys are checked against the named Model's dataclass
-fields when the model is built (`jaxpose.models.build`), which lists the valid fields on error.
+`model.kwargs` and `method.kwargs` are the open blocks: model kwargs are checked against the named
+Model's dataclass fields when the model is built (`jaxpose.models.build`), which lists the valid
+fields on error; method kwargs are read by the method, which documents its defaults.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def get_base_config() -> mlc.ConfigDict:
   c.model = mlc.ConfigDict(dict(name='motionagformer', variant='xs', dtype='float32'))
   c.model.kwargs = mlc.ConfigDict()  # open: checked against the Model's fields at build time
   c.method = mlc.ConfigDict(dict(name='supervised'))
+  # Open like model.kwargs: a method's own hyperparameters (diffusion steps, hypotheses, masking
+  # ratios, TTO iterations ...), read by the method with its documented defaults.
+  c.method.kwargs = mlc.ConfigDict()
   # Loss term weights by name (jaxpose/losses.py); zero-weight terms are not computed.
   c.method.loss = mlc.ConfigDict(
     dict(mpjpe=1.0, w_mpjpe=0.0, n_mpjpe=0.0, velocity=0.0, temporal_consistency=0.0,
@@ -193,9 +197,10 @@ def apply_overrides(c: mlc.ConfigDict, overrides: Mapping[str, Any]) -> mlc.Conf
         raise KeyError(f'Unknown config key {key!r}: {p!r} is not one of {sorted(parent.keys())}')
       parent = parent[p]
     name = parts[-1]
-    if name not in parent and not (parent is c.model.kwargs):
+    is_open = parent is c.model.kwargs or parent is c.method.kwargs
+    if name not in parent and not is_open:
       raise KeyError(f'Unknown config key {key!r}; valid keys here: {sorted(parent.keys())}')
-    if parent is c.model.kwargs:
+    if is_open:
       with parent.unlocked():
         parent[name] = value
     else:

@@ -99,8 +99,9 @@ def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | N
     raise SystemExit('jaxpose eval: give --workdir or --checkpoint')
   variables = ckpt_lib.load_params(src)
   mesh = sharding.make_mesh()
-  model = loop.build_model(config)
-  eval_step = steps.make_eval_step(model, methods.get_module(config.method.name), config)
+  method = methods.get_module(config.method.name)
+  model = loop.make_model(config, method)
+  eval_step = steps.make_eval_step(model, method, config)
   variables = sharding.replicate(variables, mesh)
   return evaluator.evaluate(eval_step, variables, config, mesh, split=split,
                             max_batches=config.eval.max_batches, progress=True)

@@ -35,7 +35,8 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
-  model, method = build_model(config), methods.get_module(config.method.name)
+  method = methods.get_module(config.method.name)
+  model = make_model(config, method)
   data_iter = pipeline.train_iterator(config.data, seed=config.seed,
                                       process_index=jax.process_index(),
                                       process_count=jax.process_count())
@@ -87,6 +88,12 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
 
 def build_model(config: mlc.ConfigDict):
   return models.build(config.model.name, config.model.variant or None, **config.model.kwargs)
+
+
+def make_model(config: mlc.ConfigDict, method) -> Any:
+  """The network a method trains: its own `make_model(config)` when it wraps the lifter (MPM
+  pre-training, diffusion denoisers), else the configured lifter."""
+  return getattr(method, 'make_model', build_model)(config)
 
 
 def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:

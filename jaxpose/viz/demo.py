@@ -70,9 +70,9 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
     raise FileNotFoundError(f'{cfg_path} not found: pass --checkpoint a training workdir '
                             f'(run `jaxpose main` first for the default)')
   config = mlc.ConfigDict(json.loads(cfg_path.read_text()))
-  model = loop.build_model(config)
-  variables = ckpt_lib.load_params(checkpoint)
   method = methods.get_module(config.method.name)
+  model = loop.make_model(config, method)
+  variables = ckpt_lib.load_params(checkpoint)
   t = config.data.frames
   n = len(kp2d)
   pad = (-n) % t

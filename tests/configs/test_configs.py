@@ -17,9 +17,10 @@ PAPER_CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem not in 
 def _flat_keys(d, prefix=''):
   out = set()
   for k, v in d.items():
-    if hasattr(v, 'items') and not (prefix + k).startswith('model.kwargs'):
+    open_block = (prefix + k).startswith(('model.kwargs', 'method.kwargs'))
+    if hasattr(v, 'items') and not open_block:
       out |= _flat_keys(v, f'{prefix}{k}.')
-    elif not (prefix + k).startswith('model.kwargs'):
+    elif not open_block:
       out.add(prefix + k)
   return out
 
