@@ -36,6 +36,9 @@ def data_block(**overrides: Any) -> mlc.ConfigDict:
       eval_batch_size=16,  # global, fixed so eval steps trace once
       num_workers=0,
       fps=50.0,
+      # 'center' mode: also give the whole window's 3D as pose3d_cam_window (B, T, J, 3), for
+      # losses on every frame of a single-output model (MPM/P-STMO's VTE term).
+      window_targets=False,
     )
   )
   d.update(overrides)

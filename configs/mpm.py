@@ -54,7 +54,7 @@ def get_config(arg: str | None = None):
     c.data = common.dataset(a.data, mode='seq2seq', **kw)
     c.optim.lr = 1e-4
   else:
-    c.data = common.dataset(a.data, mode='center', **kw)
+    c.data = common.dataset(a.data, mode='center', window_targets=True, **kw)
     c.optim.lr = 7e-4
   if a.smoke:
     common.smoke(c)

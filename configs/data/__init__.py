@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-KEYS = ('name', 'config', 'data_dir', 'train_split', 'eval_split', 'skeleton', 'num_joints',
-        'frames', 'stride', 'mode', 'use_conf', 'flip_aug', 'batch_size', 'eval_batch_size',
-        'num_workers', 'fps')  # fmt: skip
+from configs import common
+
+KEYS = tuple(common.data_block().keys())  # the schema's data block is the one source of truth
 
 
 def block(defaults: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -54,7 +54,7 @@ Example = dict[str, Any]
 _DEFAULTS = dict(name='deepmimic', config='', data_dir='', train_split='train', eval_split='test',
                  skeleton='h36m17', num_joints=17, frames=27, stride=27, mode='seq2seq',
                  use_conf=True, flip_aug=True, batch_size=16, eval_batch_size=16, num_workers=0,
-                 fps=50.0)  # fmt: skip
+                 fps=50.0, window_targets=False)  # fmt: skip
 
 
 def _get(data_cfg: Any, key: str) -> Any:
@@ -80,6 +80,7 @@ class Spec:
   layout_2d: str
   layout_3d: str
   root: int
+  window_targets: bool = False
 
 
 def _store(data_cfg: Any, split: str) -> sources.SequenceStore:
@@ -113,7 +114,7 @@ def make_spec(data_cfg: Any, split: str, store: sources.SequenceStore | None = N
     frames=int(_get(data_cfg, 'frames')), stride=int(_get(data_cfg, 'stride')),
     mode=str(_get(data_cfg, 'mode')), use_conf=bool(_get(data_cfg, 'use_conf')),
     flip_aug=bool(_get(data_cfg, 'flip_aug')), layout_2d=lay2, layout_3d=lay3,
-    root=skeleton.get(lay3).root,
+    root=skeleton.get(lay3).root, window_targets=bool(_get(data_cfg, 'window_targets')),
   )  # fmt: skip
 
 
@@ -158,7 +159,11 @@ class WindowSource:
     else:
       sl_in, sl_out = windows.input_indices(start, length, frames, mode), fidx
     ok = real & seq['valid'][sl_out]
+    extra = {}
+    if self.spec.window_targets and mode == 'center':
+      extra['pose3d_cam_window'] = seq['pose3d_cam'][sl_in]
     return {
+      **extra,
       'kp2d_norm': seq['kp2d_norm'][sl_in],
       'pose3d_cam': seq['pose3d_cam'][sl_out],
       'pose3d_root': seq['pose3d_root'][sl_out],
@@ -207,6 +212,7 @@ class _BatchFlip:
     if not sel.any():
       return batch
     keys = ('kp2d_norm', 'pose3d_cam', 'pose3d_root', 'cam_intrinsics')
+    keys += ('pose3d_cam_window',) if 'pose3d_cam_window' in batch else ()
     rows = {k: batch[k][sel] for k in (*keys, 'res_w')}
     flipped = transforms.flip_batch(rows, self.spec.layout_2d, self.spec.layout_3d)
     out = dict(batch)

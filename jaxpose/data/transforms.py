@@ -120,6 +120,9 @@ def flip_batch(
     out['pose3d_cam'] = skeleton.flip_pose(batch['pose3d_cam'], skeleton_3d or skeleton_2d)
   if 'pose3d_root' in batch:
     out['pose3d_root'] = _negate_x(batch['pose3d_root'])
+  if 'pose3d_cam_window' in batch:
+    out['pose3d_cam_window'] = skeleton.flip_pose(batch['pose3d_cam_window'],
+                                                  skeleton_3d or skeleton_2d)
   if 'cam_intrinsics' in batch and 'res_w' in batch:
     out['cam_intrinsics'] = flip_intrinsics_px(batch['cam_intrinsics'], np.asarray(batch['res_w']))
   return out
