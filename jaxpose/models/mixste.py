@@ -27,6 +27,13 @@ Module and parameter names mirror the official ones (`STEblocks_0`, `Spatial_nor
 is a plain `convert.torch_utils.convert_state_dict`. Initialisation follows PyTorch's defaults
 (`layers.Linear`; zero position embeddings, as official).
 
+Plug-in (`prior_attention=True`, off by default): KTPFormer's priors from `layers.kpa_tpa`. KPA
+(a learnable graph convolution over the H36M-17 skeleton, BN, ReLU) replaces the joint embedding,
+and StackedTPA (the same over the frame chain, with a residual) runs before the temporal position
+embedding, so the tokens of the first spatial and temporal attention come from the priors. This is
+KTPFormer's first layer with MixSTE's norm eps; `jaxpose.models.ktpformer` is the paper model.
+It adds `batch_stats` (pass mutable=['batch_stats'] in training) and needs J = 17.
+
 Deviations from the official code:
   * Training objective: the official `run.py` calls `loss.backward(loss.detach())`, so its gradient
     is L * dL (that of L^2 / 2). Train on L here (`jaxpose.losses`: `w_mpjpe + 0.5 *
@@ -43,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.models.layers.kpa_tpa import KPA, StackedTPA
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.norms import LayerNorm
 from jaxpose.models.layers.transformer import block_from_fields
@@ -103,6 +111,8 @@ class Model(nn.Module):
     drop_rate: dropout after the position embeddings, attention projections and MLP layers.
     attn_drop_rate: dropout on the attention probabilities.
     drop_path_rate: stochastic depth of the last block pair (linear from 0).
+    prior_attention: KTPFormer's KPA instead of the joint embedding and StackedTPA before the
+      first temporal block (`layers.kpa_tpa`; adds BatchNorm `batch_stats`).
   """
 
   num_frames: int = 243
@@ -117,6 +127,7 @@ class Model(nn.Module):
   drop_rate: float = 0.0
   attn_drop_rate: float = 0.0
   drop_path_rate: float = 0.1
+  prior_attention: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -134,7 +145,10 @@ class Model(nn.Module):
       raise ValueError(f'MixSTE expects (B, {", ".join(map(str, expected))}), got {x.shape}')
     pos_drop = nn.Dropout(self.drop_rate, deterministic=not train)
     zeros = nn.initializers.zeros
-    h = Linear(self.dim, name='Spatial_patch_to_embedding')(x)
+    if self.prior_attention:
+      h = KPA(self.dim, name='kpa')(x, train=train)
+    else:
+      h = Linear(self.dim, name='Spatial_patch_to_embedding')(x)
     h = pos_drop(h + self.param('Spatial_pos_embed', zeros, (1, self.num_joints, self.dim)))
     # One module each, applied after every block (the official reused norms).
     spatial_norm = LayerNorm(epsilon=1e-6, name='Spatial_norm')
@@ -146,6 +160,8 @@ class Model(nn.Module):
     for i, rate in enumerate(rates):
       h = spatial_norm(block(f'STEblocks_{i}', -2, float(rate))(h, train=train))
       if i == 0:
+        if self.prior_attention:
+          h = StackedTPA(name='tpa')(h, train=train)
         pos = self.param('Temporal_pos_embed', zeros, (1, self.num_frames, self.dim))
         h = pos_drop(h + pos[0, :, None])
       h = temporal_norm(block(f'TTEblocks_{i}', -3, float(rate))(h, train=train))

@@ -31,6 +31,12 @@ The README/paper numbers (1.0G/6.6G/48.3G/78.3G) are torchprofile's, close to Li
 port computes D^-1/2 A D^-1/2 elementwise, so it spends fewer MACs than the official all-matmul
 count (488M per temporal GCN at T = 243 are saved).
 
+Plug-in (`prior_attention=True`, off by default): KTPFormer's priors from `layers.kpa_tpa` in the
+attention stream of the first block: x_attn = att_temporal(StackedTPA(att_spatial(KPA(x)))), with
+KPA a D -> D learnable graph convolution over the H36M-17 skeleton + BN + ReLU and StackedTPA the
+same over the frame chain with a residual (`layers_0/kpa`, `layers_0/tpa`); the graph stream is
+unchanged. It adds BatchNorm variables (already part of this model's `batch_stats`).
+
 Deviations from the official code:
   - Degree normalisation is elementwise (A_ij d_i d_j) instead of two bmm's with a diagonal
     matrix: same values, O(T^2) instead of O(T^3).
@@ -64,6 +70,7 @@ from jaxpose.models.layers import (
   Mlp,
   constant_init,
 )
+from jaxpose.models.layers.kpa_tpa import KPA, StackedTPA
 from jaxpose.models.layers.tcn import MultiScaleTCN
 
 # Row i lists the joints joint i aggregates from (H36M-17 order). Copied as published: rows 0 and
@@ -231,6 +238,8 @@ class MotionAGFormerBlock(nn.Module):
       and the halves are concatenated.
     graph_only: bare GCNs instead of GCN-mixer MetaFormer blocks in the graph stream.
     use_tcn: a multi-scale temporal conv instead of the temporal GCN in the graph stream.
+    prior_attention: KPA before the spatial and StackedTPA before the temporal attention block of
+      the attention stream (`layers.kpa_tpa`).
   """
 
   cfg: BlockConfig
@@ -238,6 +247,7 @@ class MotionAGFormerBlock(nn.Module):
   hierarchical: bool = False
   graph_only: bool = False
   use_tcn: bool = False
+  prior_attention: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -258,6 +268,12 @@ class MotionAGFormerBlock(nn.Module):
     fusion = Linear(
       2, kernel_init=nn.initializers.zeros, bias_init=constant_init(0.5), name='fusion'
     )
+    if self.prior_attention:  # the tokens of both attentions come from the priors
+      width = x.shape[-1] // 2 if self.hierarchical else x.shape[-1]
+      kpa, tpa = KPA(width, name='kpa'), StackedTPA(name='tpa')
+      spatial, temporal = att_spatial, att_temporal
+      att_spatial = lambda z, train: spatial(kpa(z, train=train), train=train)
+      att_temporal = lambda z, train: temporal(tpa(z, train=train), train=train)
 
     if self.hierarchical:
       half = x.shape[-1] // 2
@@ -304,6 +320,7 @@ class Model(nn.Module):
     graph_only: bare GCNs in the graph stream.
     neighbour_num: k of the temporal top-k graph (published configs: 2).
     n_frames: T; the temporal BatchNorm has one channel per frame, so inputs must have T frames.
+    prior_attention: KTPFormer's KPA/TPA in the attention stream of the first block.
   """
 
   n_layers: int = 12
@@ -330,6 +347,7 @@ class Model(nn.Module):
   graph_only: bool = False
   neighbour_num: int = 4
   n_frames: int = 243
+  prior_attention: bool = False
 
   def _check(self, x: jax.Array) -> None:
     if self.act_layer not in ACTIVATIONS:
@@ -379,6 +397,7 @@ class Model(nn.Module):
         hierarchical=self.hierarchical,
         graph_only=self.graph_only,
         use_tcn=self.use_tcn,
+        prior_attention=self.prior_attention and i == 0,
         name=f'layers_{i}',
       )(x, train=train)
     x = LayerNorm(name='norm')(x)

@@ -22,6 +22,14 @@ trained with; the official class default would be 1e-5. Parameter names mirror t
 ones; each official block's `*_s` / `*_t` sub-modules are the TransformerBlocks
 `blocks_st_<i>_s` / `blocks_st_<i>_t` here, so `from_torch` is `convert_state_dict` with a rename.
 
+Plug-in (`prior_attention=True`, off by default): KTPFormer's priors from `layers.kpa_tpa`. KPA
+(a learnable graph convolution over the H36M-17 skeleton, BN, ReLU) replaces `joints_embed`, and
+in the first dual-stream block a StackedTPA (the same over the frame chain, with a residual) runs
+in front of each stream's temporal sub-block (`blocks_st_0_tpa`, `blocks_ts_0_tpa`), so the
+tokens of the first spatial and temporal attention come from the priors. It adds `batch_stats`
+(pass mutable=['batch_stats'] in training), needs J = 17 and clips of exactly `maxlen` frames
+(TPA's weights are sized by T).
+
 Deviations from the official code:
   * Initialisation: the embeddings, `joints_embed`, `pre_logits` and `head` use N(0, 0.02) with
     zero biases and the fusion layers weight 0 / bias 0.5, as official (the official trunc-normal
@@ -44,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.models.layers.kpa_tpa import KPA, StackedTPA
 from jaxpose.models.layers.linear import Linear, constant_init
 from jaxpose.models.layers.norms import LayerNorm
 from jaxpose.models.layers.transformer import block_from_fields
@@ -101,6 +110,8 @@ class Model(nn.Module):
     drop_path_rate: stochastic depth of the last block (linear from 0).
     att_fuse: learned per-token fusion of the two streams; False averages them.
     norm_eps: LayerNorm epsilon (1e-6 as `load_backbone` builds the model).
+    prior_attention: KTPFormer's KPA instead of `joints_embed` and a StackedTPA before the
+      temporal sub-block of both streams of the first block (`layers.kpa_tpa`).
   """
 
   dim_in: int = 3
@@ -119,10 +130,13 @@ class Model(nn.Module):
   drop_path_rate: float = 0.0
   att_fuse: bool = True
   norm_eps: float = 1e-6
+  prior_attention: bool = False
 
-  def _stream(self, x, name: str, order: str, drop_path: float, train: bool):
+  def _stream(self, x, name: str, order: str, drop_path: float, train: bool, tpa: bool = False):
     """One official `Block` in stage_st ('st') or stage_ts ('ts') mode."""
     for kind in order:
+      if tpa and kind == 't':
+        x = StackedTPA(name=f'{name}_tpa')(x, train=train)
       axis = -2 if kind == 's' else -3
       block = block_from_fields(
         self, token_axis=axis, drop_path=drop_path, norm_eps=self.norm_eps, name=f'{name}_{kind}'
@@ -148,15 +162,21 @@ class Model(nn.Module):
       raise ValueError(
         f'DSTformer expects (B, T <= {self.maxlen}, {self.num_joints}, {self.dim_in}), got {x.shape}'
       )
+    if self.prior_attention and t != self.maxlen:
+      raise ValueError(f'DSTformer with prior_attention needs T = maxlen = {self.maxlen}, got {t}')
     dim = self.dim_feat
     dense = functools.partial(Linear, kernel_init=_normal_02, bias_init=nn.initializers.zeros)
-    h = dense(dim, name='joints_embed')(x)
+    if self.prior_attention:
+      h = KPA(dim, name='kpa')(x, train=train)
+    else:
+      h = dense(dim, name='joints_embed')(x)
     h = h + self.param('pos_embed', _normal_02, (1, j, dim))
     h = h + self.param('temp_embed', _normal_02, (1, self.maxlen, 1, dim))[:, :t]
     h = nn.Dropout(self.drop_rate, deterministic=not train)(h)
     for i, rate in enumerate(np.linspace(0.0, self.drop_path_rate, self.depth)):
-      x_st = self._stream(h, f'blocks_st_{i}', 'st', float(rate), train)
-      x_ts = self._stream(h, f'blocks_ts_{i}', 'ts', float(rate), train)
+      tpa = self.prior_attention and i == 0
+      x_st = self._stream(h, f'blocks_st_{i}', 'st', float(rate), train, tpa)
+      x_ts = self._stream(h, f'blocks_ts_{i}', 'ts', float(rate), train, tpa)
       if self.att_fuse:
         fuse = Linear(
           2, kernel_init=nn.initializers.zeros, bias_init=constant_init(0.5), name=f'ts_attn_{i}'
