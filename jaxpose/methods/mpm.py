@@ -480,6 +480,14 @@ def load_pretrained_encoder(finetune, pretrain):
   return out
 
 
+def adapt_init(loaded, fresh):
+  """Engine hook (`config.init_from`): weights of the same network load whole; a pre-training
+  network's weights initialise the fine-tuning lifter's shared encoder (official `MAEreload`)."""
+  if jax.tree.structure(loaded.get('params', loaded)) == jax.tree.structure(fresh['params']):
+    return loaded
+  return load_pretrained_encoder(fresh, loaded)
+
+
 def _copy_shared(dst, src, col: str):
   out, n = dict(dst), 0
   for name in dst:

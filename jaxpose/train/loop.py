@@ -42,7 +42,7 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
                                       process_count=jax.process_count())
   total, per_epoch = schedule_lengths(config)
   tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
-  state = init_state(config, model, tx, mesh)
+  state = init_state(config, model, tx, mesh, method)
   ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
   if ckpt.latest_step() is not None:
     state = ckpt.restore(checkpoint.abstract_like(state, sharding.replicated(mesh)), data_iter)
@@ -108,10 +108,16 @@ def input_shape(config: mlc.ConfigDict) -> tuple[int, int, int, int]:
   return (1, config.data.frames, config.data.num_joints, 3 if config.data.use_conf else 2)
 
 
-def init_state(config: mlc.ConfigDict, model, tx, mesh) -> state_lib.TrainState:
-  """Initialises replicated on the mesh (or from `init_from` weights)."""
-  variables = load_init(config) if config.init_from.path else None
+def init_state(config: mlc.ConfigDict, model, tx, mesh, method=None) -> state_lib.TrainState:
+  """Initialises replicated on the mesh, or from `init_from` weights. A method whose pretrained
+  weights cover part of the network (MPM's encoder) maps them with `adapt_init(loaded, fresh)`."""
   x = jnp.zeros(input_shape(config), jnp.float32)
+  variables = None
+  if config.init_from.path:
+    variables = load_init(config)
+    if hasattr(method, 'adapt_init'):
+      fresh = model.init({'params': jax.random.PRNGKey(config.seed)}, x, train=False)
+      variables = method.adapt_init(variables, fresh)
   make = lambda: state_lib.create(model, tx, x, config.seed, variables)
   return jax.jit(make, out_shardings=sharding.replicated(mesh))()
 
