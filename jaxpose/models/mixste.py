@@ -42,7 +42,7 @@ Deviations from the official code:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -130,12 +130,21 @@ class Model(nn.Module):
   prior_attention: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    *,
+    train: bool,
+    token_hook: Callable[[int, jax.Array], jax.Array] | None = None,
+  ) -> jax.Array:
     """Lifts a clip of 2D poses to 3D, frame by frame.
 
     Args:
       x: kp2d_norm (B, T, J, C_in) with T = num_frames.
       train: dropout and drop path (rng stream `dropout`).
+      token_hook: optional `h = token_hook(i, h)` on the (B, T', J, D) tokens before block i
+        (i < depth) and `token_hook(depth, h)` before the head; wrappers such as
+        `jaxpose.models.hot` prune or recover tokens there (T' may change).
 
     Returns:
       pose3d (B, T, J, 3), root-relative, in the unit of the training targets.
@@ -158,6 +167,8 @@ class Model(nn.Module):
     )
     rates = np.linspace(0.0, self.drop_path_rate, self.depth)
     for i, rate in enumerate(rates):
+      if token_hook is not None:
+        h = token_hook(i, h)
       h = spatial_norm(block(f'STEblocks_{i}', -2, float(rate))(h, train=train))
       if i == 0:
         if self.prior_attention:
@@ -165,6 +176,8 @@ class Model(nn.Module):
         pos = self.param('Temporal_pos_embed', zeros, (1, self.num_frames, self.dim))
         h = pos_drop(h + pos[0, :, None])
       h = temporal_norm(block(f'TTEblocks_{i}', -3, float(rate))(h, train=train))
+    if token_hook is not None:
+      h = token_hook(self.depth, h)
     h = LayerNorm(epsilon=1e-5, name='head_0')(h)
     return Linear(3, name='head_1')(h)
 

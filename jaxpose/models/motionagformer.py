@@ -52,7 +52,7 @@ Deviations from the official code:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -359,7 +359,14 @@ class Model(nn.Module):
       raise ValueError(f'MotionAGFormer: input must be (B, {expected}), got {x.shape}')
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool, return_rep: bool = False) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    *,
+    train: bool,
+    return_rep: bool = False,
+    token_hook: Callable[[int, jax.Array], jax.Array] | None = None,
+  ) -> jax.Array:
     """Lifts 2D keypoint sequences to 3D.
 
     Args:
@@ -367,6 +374,10 @@ class Model(nn.Module):
       train: dropout/DropPath active (RNG stream 'dropout') and BatchNorm uses and updates batch
         statistics (pass mutable=['batch_stats']).
       return_rep: return the tanh motion representation instead of the pose.
+      token_hook: optional `h = token_hook(i, h)` on the (B, T', J, D) tokens before layer i
+        (i < n_layers) and `token_hook(n_layers, h)` before the head (after `norm`); wrappers
+        such as `jaxpose.models.hot` prune or recover tokens there (T' may change; the temporal
+        GCN then has T' nodes).
 
     Returns:
       (B, T, J, dim_out) 2.5D pose in the training target's normalised image units, or
@@ -391,6 +402,8 @@ class Model(nn.Module):
     x = Linear(self.dim_feat, name='joints_embed')(x)
     x = x + self.param('pos_embed', nn.initializers.zeros, (1, self.num_joints, self.dim_feat))
     for i in range(self.n_layers):
+      if token_hook is not None:
+        x = token_hook(i, x)
       x = MotionAGFormerBlock(
         cfg,
         use_adaptive_fusion=self.use_adaptive_fusion,
@@ -401,6 +414,8 @@ class Model(nn.Module):
         name=f'layers_{i}',
       )(x, train=train)
     x = LayerNorm(name='norm')(x)
+    if token_hook is not None:
+      x = token_hook(self.n_layers, x)
     x = jnp.tanh(Linear(self.dim_rep, name='rep_logit')(x))
     if return_rep:
       return x

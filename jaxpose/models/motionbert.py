@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -145,13 +145,23 @@ class Model(nn.Module):
     return x
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool, return_rep: bool = False) -> jax.Array:
+  def __call__(
+    self,
+    x: jax.Array,
+    *,
+    train: bool,
+    return_rep: bool = False,
+    token_hook: Callable[[int, jax.Array], jax.Array] | None = None,
+  ) -> jax.Array:
     """Lifts a clip of 2D poses (with confidence) to 3D, frame by frame.
 
     Args:
       x: kp2d_norm (B, T, J, C_in), T <= maxlen; channel 2 is the 2D confidence (1 for GT 2D).
       train: dropout and drop path (rng stream `dropout`).
       return_rep: return the motion representation instead of the 3D pose.
+      token_hook: optional `h = token_hook(i, h)` on the (B, T', J, D) tokens before block i
+        (i < depth) and `token_hook(depth, h)` before the head (after `norm`); wrappers such as
+        `jaxpose.models.hot` prune or recover tokens there (T' may change).
 
     Returns:
       pose3d (B, T, J, dim_out), root-relative in normalised pixel units; or, with `return_rep`,
@@ -174,6 +184,8 @@ class Model(nn.Module):
     h = h + self.param('temp_embed', _normal_02, (1, self.maxlen, 1, dim))[:, :t]
     h = nn.Dropout(self.drop_rate, deterministic=not train)(h)
     for i, rate in enumerate(np.linspace(0.0, self.drop_path_rate, self.depth)):
+      if token_hook is not None:
+        h = token_hook(i, h)
       tpa = self.prior_attention and i == 0
       x_st = self._stream(h, f'blocks_st_{i}', 'st', float(rate), train, tpa)
       x_ts = self._stream(h, f'blocks_ts_{i}', 'ts', float(rate), train, tpa)
@@ -186,6 +198,8 @@ class Model(nn.Module):
       else:
         h = 0.5 * (x_st + x_ts)
     h = LayerNorm(epsilon=self.norm_eps, name='norm')(h)
+    if token_hook is not None:
+      h = token_hook(self.depth, h)
     rep = jnp.tanh(dense(self.dim_rep, name='pre_logits')(h))
     if return_rep:
       return rep
