@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from configs import videopose3d
-from jaxpose.train import checkpoint, loop, writers
+from jaxpose.train import checkpoint, cli, loop, writers
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -95,4 +95,7 @@ def test_refuses_workdir_with_other_config_and_writes_logs(deepmimic_dir, tmp_pa
   with pytest.raises(ValueError, match='optim.lr'):
     loop.run(c2, tmp_path)
   c2.train.allow_config_change = True
-  loop.run(c2, tmp_path)  # resumes a finished run: evaluates, no error
+  again = loop.run(c2, tmp_path)  # resumes a finished run: evaluates the same weights
+  np.testing.assert_allclose(again['mpjpe_mm'], res['mpjpe_mm'], rtol=1e-5)
+  ev = cli.evaluate(c, str(tmp_path), None, None)  # `jaxpose eval`: the best checkpoint
+  np.testing.assert_allclose(ev['mpjpe_mm'], res['mpjpe_mm'], rtol=1e-5)
