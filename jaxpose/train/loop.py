@@ -69,8 +69,7 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
       done = step + 1
       last = done == total
       if done % config.train.log_every == 0 or last:
-        rate = (done - s_last) / max(time.time() - t_last, 1e-9)
-        log_scalars(writer, bar, pending, lr_fn, rate)
+        log_scalars(writer, bar, pending, lr_fn, (s_last, t_last))
         pending, t_last, s_last = [], time.time(), done
       if (config.train.ckpt_every and done % config.train.ckpt_every == 0) or last:
         log_scalars(writer, bar, pending, lr_fn, None)  # never checkpoint past a NaN
@@ -78,6 +77,7 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
         ckpt.save(done, state, data_iter, cfg_dict)
       if (config.train.eval_every and done % config.train.eval_every == 0) or last:
         results = run_eval(eval_step, state, config, mesh, writer, ckpt, done, cfg_dict)
+        t_last = time.time()  # keep evaluation out of the training steps/s
   finally:
     bar.close()
     ckpt.wait()
@@ -144,11 +144,18 @@ def compile_step(train_step, state, batch, writer, step: int):
   return compiled
 
 
-def log_scalars(writer, bar, pending, lr_fn, steps_per_s: float | None) -> None:
-  """Fetches pending step scalars, stops on a non-finite loss, writes the last one."""
+def log_scalars(writer, bar, pending, lr_fn, since: tuple[int, float] | None) -> None:
+  """Fetches pending step scalars, stops on a non-finite loss, writes the last one.
+
+  `since` = (step, time) of the previous log: steps/s is measured after the fetch, which waits
+  for the dispatched steps to finish (dispatch itself is asynchronous and nearly free).
+  """
   if not pending:
     return
   host = jax.device_get(pending)
+  steps_per_s = None
+  if since is not None:
+    steps_per_s = (host[-1][0] - since[0]) / max(time.time() - since[1], 1e-9)
   for step, sc in host:
     if not np.isfinite(sc['loss']):
       raise FloatingPointError(f'non-finite loss {float(sc["loss"])} at step {step}; the run '
