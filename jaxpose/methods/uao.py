@@ -360,15 +360,19 @@ def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.Confi
   return pred.at[..., skel.get(config.data.skeleton).root, :].set(0.0)
 
 
-def predict_tto(
+def predict_batch(
   model, variables: dict[str, Any], batch: Mapping[str, jax.Array], config: mlc.ConfigDict
 ) -> jax.Array:
-  """Evaluation with UAO's TTO; config.method.tto holds iters, lr, w_prior, w_proj, mode.
+  """Evaluation hook: UAO's TTO when config.method.tto.iters > 0, else `predict`.
 
-  batch needs kp2d_norm, cam_intrinsics (B, 9) pixels, res_w, res_h (B,) and pose3d_root
-  (B, T_out, 1, 3) metres (oracle inputs, see the module docstring).
+  config.method.tto holds iters, lr, w_prior, w_proj and mode (see `tto`). batch needs
+  kp2d_norm, and for the TTO cam_intrinsics (B, 9) pixels, res_w, res_h (B,) and pose3d_root
+  (B, T_out, 1, 3) metres (oracle inputs, see the module docstring). Returns pose3d
+  (B, T_out, J, 3), root joint 0.
   """
   t = config.method.tto
+  if int(t.iters) <= 0:
+    return predict(model, variables, batch['kp2d_norm'], config)
   sk = skel.get(config.data.skeleton)
   k = jnp.asarray(batch['cam_intrinsics'], jnp.float32)  # pixels -> VideoPose3D normalised
   w, h = jnp.asarray(batch['res_w'], jnp.float32), jnp.asarray(batch['res_h'], jnp.float32)

@@ -130,7 +130,7 @@ def test_loss_fn_trains_the_uncertainty_and_not_the_graph(gumlp):
   assert np.any(grads['pred_s_fc5']['kernel']) and np.any(grads['pred_mu_fc5']['kernel'])
 
 
-def test_predict_tto_reads_the_batch(gumlp):
+def test_predict_batch_runs_the_tto_from_the_batch(gumlp):
   model, variables = gumlp
   kp2d, _, root, _ = _scene(2)
   res_w, res_h = np.array([1000.0, 1000.0]), np.array([1002.0, 1002.0])
@@ -144,12 +144,16 @@ def test_predict_tto_reads_the_batch(gumlp):
   }
   tto = dict(iters=4, lr=1e-3, w_prior=0.005, w_proj=1.0, mode='per_sample')
   config = mlc.ConfigDict({'method': {'tto': tto}, 'data': {'skeleton': 'h36m17'}})
-  pose = m.predict_tto(model, variables, batch, config)
+  pose = m.predict_batch(model, variables, batch, config)
   cam = np.concatenate([intr_px[:2] / 500, [intr_px[2] / 500 - 1, intr_px[3] / 500 - 1.002]])
   ref = _tto(
     model, variables, kp2d, np.broadcast_to(np.concatenate([cam, intr_px[4:]]), (2, 9)), root
   )
   np.testing.assert_allclose(pose, ref['pose3d'], atol=1e-6)
+  config.method.tto.iters = 0  # TTO off: the plain flip test
+  config.eval = {'flip_test': True}
+  plain = m.predict_batch(model, variables, batch, config)
+  np.testing.assert_array_equal(plain, m.predict(model, variables, kp2d, config))
 
 
 # --- any lifter: the uncertainty wrapper on MotionAGFormer (seq2seq, 3 input channels) and on
