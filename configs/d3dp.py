@@ -20,9 +20,14 @@ Run book:
     <file> --config.init_from.format=torch, or
     `jaxpose.convert.load_official('d3dp', path, cs=512, dep=8, number_of_frames=243)`.
 
-Sampler settings are `config.method.diffusion` (`jaxpose.methods.d3dp.DEFAULTS`: num_hypotheses,
-num_steps, num_timesteps, scale, eta, seed); until the base schema declares that block the method
-uses the defaults (H = K = 1, the official validation setting).
+Sampler settings are `config.method.kwargs` (`jaxpose.methods.d3dp.DEFAULTS`): num_hypotheses H,
+num_steps K, num_timesteps (1000), scale (1.0), eta (1.0), seed (0). The arg `sampling=` picks the
+published (H, K): validation (1, 1, the default: what the official run validates with), readme
+(5, 5) or paper (20, 10); any other on the command line, without retraining:
+  jaxpose eval --config configs/d3dp.py:243 --workdir runs/d3dp_cpn \
+    --config.method.kwargs.num_hypotheses=20 --config.method.kwargs.num_steps=10
+The engine's eval reports P-Agg of the last step (`methods.d3dp.predict`); the four protocols with
+JPMA per step come from `methods.d3dp.evaluate` (needs pose3d_root and the camera in the batch).
 
 Deviations: jaxpose trains on L, the official script on L dL (`loss.backward(loss.detach())`, as
 MixSTE); float32 diffusion arithmetic (official float64 buffers); see jaxpose/methods/d3dp.py.
@@ -39,8 +44,8 @@ LIFTER_VARIANT = {'mixste': '', 'motionagformer': 'b'}
 # mm; PCK % and AUC %. Keys: dataset -> 'H<h>_K<k>' (last step unless '_step<i>') -> protocol.
 REFERENCE = {
   'source': 'D3DP, ICCV 2023 (arXiv 2303.11579), via research/d3dp.md section 4: H36M from the '
-            'Papers-with-Code listings (not checked against the paper body); 3DHP from the CSVs of '
-            'the official MATLAB scorer in the repo (3dhp_test/test_util/H20_K10)',
+  'Papers-with-Code listings (not checked against the paper body); 3DHP from the CSVs of '
+  'the official MATLAB scorer in the repo (3dhp_test/test_util/H20_K10)',
   '243': {
     'h36m': {'H20_K10': {'J_Agg': {'mpjpe_mm': 39.5}, 'J_Best': {'mpjpe_mm': 35.4}}},
     'h36m_gt2d': {'H20_K10': {'unspecified': {'mpjpe_mm': 19.6}}},
@@ -61,17 +66,19 @@ REFERENCE = {
   },
 }
 
-# The sampler settings of the published evaluations (for method.diffusion once declared).
+# (H, K) of the published evaluations.
 SAMPLING = {'validation': (1, 1), 'readme': (5, 5), 'paper': (20, 10)}
 
 
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, variant='243', smoke=False, data='h36m', keypoints='cpn',
-                       lifter='mixste')  # fmt: skip
+                       lifter='mixste', sampling='validation')  # fmt: skip
   if a.variant not in FRAMES:
     raise ValueError(f'Unknown D3DP variant {a.variant!r}; valid: {", ".join(FRAMES)}')
   if a.keypoints not in KEYPOINTS:
     raise ValueError(f'Unknown keypoints {a.keypoints!r}; valid: {", ".join(KEYPOINTS)}')
+  if a.sampling not in SAMPLING:
+    raise ValueError(f'Unknown sampling {a.sampling!r}; valid: {", ".join(SAMPLING)}')
   if a.lifter not in LIFTER_VARIANT:
     raise ValueError(f'Unknown lifter {a.lifter!r}; valid: {", ".join(LIFTER_VARIANT)}')
   t = FRAMES[a.variant]
@@ -94,6 +101,9 @@ def get_config(arg: str | None = None):
   else:
     c.data = common.dataset(a.data, **kw)
   c.method.name = 'd3dp'
+  h, k = SAMPLING[a.sampling]
+  with c.method.kwargs.unlocked():
+    c.method.kwargs.update(num_hypotheses=h, num_steps=k, num_timesteps=1000, scale=1.0, eta=1.0)
   c.method.loss.update(mpjpe=1.0)
   c.optim.update(name='adamw', lr=6e-5, weight_decay=0.1)
   c.schedule.update(type='exponential_epoch', decay=0.993)
