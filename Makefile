@@ -1,7 +1,7 @@
 # jaxpose set-up commands. Both work on a fresh machine with only Python 3.11 (and make).
 #   make run    install jaxpose and run the main job (MotionAGFormer-XS on the embedded deepmimic data)
 #   make test   install jaxpose with its test extras and run the whole test suite
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/main
@@ -9,7 +9,7 @@ WORKDIR ?= runs/main
 .PHONY: install install-test run test lint clean
 
 $(VENV)/bin/activate:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null || { echo "jaxpose needs Python >= 3.11 (found: '$(PYTHON)'); set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 

@@ -33,6 +33,9 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
              split: str | None = None, max_batches: int = 0, progress: bool = False) -> dict[str, Any]:
   """Runs the whole evaluation split. Returns protocol numbers plus one example batch.
 
+  Every per-frame output of `eval_step` ((B, T_out) arrays: the engine's errors plus whatever a
+  method's `eval_metrics` adds, e.g. D3DP's J-Agg) is reassembled and aggregated by the protocol.
+
   Returns:
     {'mpjpe_mm', 'p_mpjpe_mm': the headline numbers (H36M: action-wise means, the paper protocol;
      3DHP: pooled over valid frames, with 'pck150' and 'auc' in percent), 'mpjpe_mm_frames'
@@ -41,9 +44,7 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
   """
   split = split or config.data.eval_split
   table = pipeline.sequence_table(config.data, split)
-  names = ['mpjpe_mm', 'p_mpjpe_mm'] + (['pck150', 'auc'] if config.eval.protocol ==
-                                        'mpi_inf_3dhp' else [])
-  errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
+  errs: dict[str, dict[int, np.ndarray]] = {}  # every per-frame (B, T_out) output of eval_step
   covered = {r['seq_id']: np.zeros(r['num_frames'], np.int32) for r in table}
   example = None
   batches = pipeline.eval_batches(config.data, split, process_index=jax.process_index(),
@@ -56,6 +57,9 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
     if max_batches and i >= max_batches:
       break
     out = eval_step(variables, sharding.shard_batch(batch, mesh))
+    if not errs:
+      names = [k for k, v in out.items() if k != 'pred' and v.shape == batch['valid'].shape]
+      errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
     host = _to_host({**{k: out[k] for k in errs}, **{k: batch[k] for k in _META_KEYS}})
     if example is None:
       example = {'kp2d_norm': np.asarray(batch['kp2d_norm']), 'pred': np.asarray(out['pred']),
@@ -64,7 +68,7 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
   per_seq = _check_coverage(errs, covered, table, complete=not max_batches)
   rows = [r for r in table if r['seq_id'] in per_seq['mpjpe_mm']]
   frames = {n: np.concatenate([per_seq[n][r['seq_id']] for r in rows] or [np.zeros(0)])
-            for n in names}
+            for n in errs}
   n = frames['mpjpe_mm'].size
   res: dict[str, Any] = {'num_frames': int(n), 'example': example,
                          'mpjpe_mm_frames': float(frames['mpjpe_mm'].mean()) if n else np.nan}
@@ -78,9 +82,9 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
     return {**res, **{k: float(v.mean()) for k, v in frames.items()}, 'per_group': per_group}
   actions = np.concatenate([np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['action'], object)
                             for r in rows])
-  by = {k: protocols.h36m_protocol(frames[k], actions) for k in names}
-  per_group = {a: {k: by[k][a] for k in names} for a in by['mpjpe_mm'] if a != 'average'}
-  return {**res, **{k: by[k]['average'] for k in names}, 'per_group': per_group}
+  by = {k: protocols.h36m_protocol(frames[k], actions) for k in errs}
+  per_group = {a: {k: by[k][a] for k in errs} for a in by['mpjpe_mm'] if a != 'average'}
+  return {**res, **{k: by[k]['average'] for k in errs}, 'per_group': per_group}
 
 
 def _scatter(errs: dict[str, dict[int, np.ndarray]], covered: dict[int, np.ndarray],
@@ -121,8 +125,10 @@ _HEADERS = {'mpjpe_mm': 'MPJPE', 'p_mpjpe_mm': 'P-MPJPE', 'pck150': 'PCK150', 'a
 
 def format_table(res: dict[str, Any]) -> str:
   """The per-action (H36M) or per-sequence (3DHP) table the papers print, plus the averages."""
-  cols = [k for k in _HEADERS if k in res]
-  rows = ['group'.ljust(16) + ''.join(f'{_HEADERS[k]:>9}' for k in cols)]
+  extra = [k for k in (next(iter(res['per_group'].values()), {}) or {}) if k not in _HEADERS]
+  heads = {**_HEADERS, **{k: k.removesuffix('_mm').replace('_p2', '/P2')[:9] for k in extra}}
+  cols = [k for k in heads if k in res]
+  rows = ['group'.ljust(16) + ''.join(f'{heads[k]:>9}' for k in cols)]
   for g, v in res['per_group'].items():
     rows.append(f'{g:<16}' + ''.join(f'{v[k]:>9.1f}' for k in cols))
   rows.append('average'.ljust(16) + ''.join(f'{res[k]:>9.1f}' for k in cols))

@@ -394,6 +394,23 @@ def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.Confi
   return zero_root(hyps[:, -1].mean(axis=1), skel.get(config.data.skeleton).root)
 
 
+def eval_metrics(model, variables, batch, config) -> dict[str, jax.Array]:
+  """Engine hook: per-frame (B, T) errors (mm) of the four protocols at the last iteration, which
+  the evaluator aggregates by action next to MPJPE (= P-Agg of `predict`).
+
+  P-Best here is the best hypothesis per frame; the official P-Best picks one hypothesis per
+  evaluation batch (`multihyp_protocols.reduce_protocols` reproduces that from `evaluate`).
+  """
+  key = jax.random.key(int(settings(config)['seed']))
+  errs = evaluate(model, variables, batch, key, config)
+  out = {}
+  for name in ('P_Best', 'P_Agg', 'J_Best', 'J_Agg'):
+    for suffix in ('', '_p2'):
+      e = errs[name + suffix][:, -1]
+      out[f'{name.lower()}{suffix}_mm'] = e.min(axis=1) if name == 'P_Best' else e
+  return out
+
+
 def evaluate(
   model,
   variables: dict[str, Any],

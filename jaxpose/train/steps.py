@@ -62,6 +62,8 @@ def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callabl
     gt_mm = (gt - gt[..., root:root + 1, :]) * scale
     out = {'pred': pred, 'mpjpe_mm': per_frame(metrics.mpjpe)(pred_mm, gt_mm),
            'p_mpjpe_mm': per_frame(metrics.p_mpjpe)(pred_mm, gt_mm)}
+    if hasattr(method, 'eval_metrics'):  # extra per-frame (B, T_out) metrics of a method
+      out.update(method.eval_metrics(model, variables, batch, config))
     if config.eval.protocol == 'mpi_inf_3dhp':
       out['pck150'] = per_frame(partial(metrics.pck, joints=pck_joints))(pred_mm, gt_mm)
       out['auc'] = per_frame(partial(metrics.auc, joints=pck_joints))(pred_mm, gt_mm)
