@@ -82,6 +82,10 @@ def get_config(arg: str | None = None):
   c.train.epochs = 80
   c.eval.flip_test = False  # the video recipe flips inside the method (flip_init)
   if a.smoke:
+    if a.variant == 'video':  # a tiny MixSTE initialiser on short windows
+      with c.model.kwargs.unlocked():
+        c.model.kwargs.num_frames = 9
+        c.model.kwargs.pose_kwargs = (('dim', 32), ('depth', 2))
     common.smoke(c)
     c.data.use_conf = False
   return common.locked(c)

@@ -341,9 +341,16 @@ def sample(
   return out
 
 
+def _hashable(model):
+  """`model` with tuple fields (a config round trip through JSON turns tuples into lists)."""
+  fix = lambda v: tuple(fix(x) for x in v) if isinstance(v, (list, tuple)) else v
+  return model.clone(pose_kwargs=fix(model.pose_kwargs), edges=fix(model.edges))
+
+
 def sample_from_config(model, variables, kp2d, key, config: mlc.ConfigDict, **kw):
   """`sample` with the settings of `config.method.kwargs`."""
   d = settings(config)
+  model = _hashable(model)
   seq = skip_grid(int(d['test_num_timesteps']), int(d['test_steps']), d['skip_type'])
   sched = (d['beta_schedule'], float(d['beta_start']), float(d['beta_end']),
            int(d['num_timesteps']))  # fmt: skip

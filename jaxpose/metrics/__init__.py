@@ -23,7 +23,6 @@ from jaxpose.metrics.multihyp import (
   mpjpe_joint_best,
   p_mpjpe_best_of,
 )
-from jaxpose.metrics.multihyp_protocols import protocol_errors, reduce_protocols
 from jaxpose.metrics.pck import (
   AUC_THRESHOLDS_MM,
   PCK_JOINTS_3DHP,
@@ -32,14 +31,26 @@ from jaxpose.metrics.pck import (
   pck,
 )
 from jaxpose.metrics.pose import joint_errors, mpjpe, mpjve, n_mpjpe, p_mpjpe, reduce_joints
+from jaxpose.metrics.sampling import (
+  best_sample_mpjve,
+  calibration_coverage,
+  calibration_score,
+  min_mpjpe,
+  min_p_mpjpe,
+)
 
 __all__ = [
   'AUC_THRESHOLDS_MM',
   'PCK_JOINTS_3DHP',
   'PCK_JOINTS_H36M',
   'auc',
+  'best_sample_mpjve',
+  'calibration_coverage',
+  'calibration_score',
   'joint_best_pose',
   'joint_errors',
+  'min_mpjpe',
+  'min_p_mpjpe',
   'mpjpe',
   'mpjpe_best_of',
   'mpjpe_joint_best',
@@ -48,8 +59,6 @@ __all__ = [
   'p_mpjpe',
   'p_mpjpe_best_of',
   'pck',
-  'protocol_errors',
   'reduce_joints',
-  'reduce_protocols',
   'validate_poses',
 ]
