@@ -1,0 +1,286 @@
+"""PoSynDA: multi-hypothesis pose synthesis domain adaptation (D3DP + LoRA + refiner).
+
+Paper: Liu et al., "PoSynDA: Multi-Hypothesis Pose Synthesis Domain Adaptation for Robust 3D Human
+Pose Estimation", ACM MM 2023 (arXiv 2308.09678). Code: github.com/hbing-l/PoSynDA @
+d592dbac8a9a8f767de8f737449ed465ae99ace4 (D3DP's diffusion code + `common/lora.py` +
+`common/weight.py` refiner + `h36m_3dhp_transfer.py`). Written from the notes in
+shared/research/posynda.md; no official code is copied.
+
+Pieces:
+- the frozen D3DP denoiser (`jaxpose.models.d3dp`) with LoRA adapters on every attention `qkv` /
+  `proj` (`jaxpose.methods.lora`, merged into the params before `apply`);
+- `Refiner`: a small post-norm transformer over the 17 joints of each hypothesis (causal joint
+  mask), applied to every sampled pose;
+- `sample_poses`: D3DP's one-jit DDIM sampler (differentiable: gradients reach the adapters), x1000
+  (mm), then the refiner, then the root (joint 14 for 3DHP) zeroed;
+- `target_losses`: JPMA reprojection selection against the target 2D in pixels, L = 0.5 L_2D + L_3D
+  with the selected pose as a non-detached pseudo-label (as the official code);
+- `redistribute_source`: target-specific source augmentation (source 3D poses placed at a depth
+  and root position derived from a random target 2D pose's scale and root, reprojected with the
+  target camera), and `source_losses` (0.1 L_2D + MPJPE to the source GT);
+- `ema_update`: an EMA teacher. RECONSTRUCTED FROM THE PAPER: the released code has no teacher.
+
+Deviations: (1) the refiner's positional encoding is indexed by joint by default; the official code
+indexes it by the pose's position in the flattened (b, k, h, t) batch (a bug), reproduced with
+`official_batch_position_encoding=True`. (2) LoRA is merged into the kernel (x (W + s A B)), equal to
+the official x W + s (x A) B up to rounding. (3) The official training script does not run
+(undefined names); the adaptation here follows the paper/notes, with unit-consistent (mm, pixel)
+re-distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+
+from jaxpose.convert.torch_utils import flax_module_path
+from jaxpose.geometry import camera
+from jaxpose.methods import d3dp, lora
+from jaxpose.models import d3dp as d3dp_model
+
+ROOT_3DHP = 14
+DEFAULTS = {
+  'lora_rank': 4,
+  'lora_scale': 1.0,
+  'num_hypotheses': 3,
+  'num_steps': 1,
+  'eval_hypotheses': 1,
+  'w_target_2d': 0.5,
+  'w_target_3d': 1.0,
+  'w_source_2d': 0.1,
+  'w_source_3d': 1.0,
+  'ema_decay': 0.999,
+  'refiner': {'dim': 512, 'num_heads': 8, 'hidden': 512, 'depth': 8, 'dropout': 0.5},
+}
+
+
+def sinusoidal_table(length: int, dim: int) -> np.ndarray:
+  """(length, dim) float32 sin/cos table: even channels sin(p w_i), odd cos(p w_i), w_i = 1e4^(-2i/dim)."""
+  pos = np.arange(length, dtype=np.float64)[:, None]
+  w = np.exp(np.arange(0, dim, 2, dtype=np.float64) * (-math.log(10000.0) / dim))
+  table = np.zeros((length, dim), np.float64)
+  table[:, 0::2] = np.sin(pos * w)
+  table[:, 1::2] = np.cos(pos * w)
+  return table.astype(np.float32)
+
+
+def _uniform(scale):
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
+
+
+class _EncoderLayer(nn.Module):
+  """Post-norm transformer encoder layer (ReLU FFN), additive attention mask."""
+
+  num_heads: int
+  hidden: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, x, mask, *, train: bool):
+    d = x.shape[-1]
+    hd = d // self.num_heads
+    drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=not train)
+    qkv = nn.Dense(3 * d, name='in_proj')(x)  # (N, L, 3d), channels [q|k|v][H][hd]
+    q, k, v = jnp.split(qkv.reshape(*x.shape[:-1], 3, self.num_heads, hd), 3, axis=-3)
+    q, k, v = (jnp.swapaxes(a[..., 0, :, :], -2, -3) for a in (q, k, v))  # (N, H, L, hd)
+    logits = (q * hd**-0.5) @ jnp.swapaxes(k, -1, -2) + mask
+    attn = drop(jax.nn.softmax(logits, axis=-1))
+    out = jnp.swapaxes(attn @ v, -2, -3).reshape(x.shape)
+    out = nn.Dense(d, name='out_proj')(out)
+    x = nn.LayerNorm(epsilon=1e-5, name='norm1')(x + drop(out))
+    ff = nn.Dense(d, name='linear2')(drop(jax.nn.relu(nn.Dense(self.hidden, name='linear1')(x))))
+    return nn.LayerNorm(epsilon=1e-5, name='norm2')(x + drop(ff))
+
+
+class Refiner(nn.Module):
+  """PoSynDA refiner (`TransformerModel`): per-pose transformer over joints with a causal mask.
+
+  Attributes:
+    dim: width d (official ninp 512).
+    num_heads: heads (8).
+    hidden: FFN width (nhid 512).
+    depth: layers (nlayers 8).
+    dropout: dropout on the encoded input and inside the layers (0.5).
+    max_len: rows of the sinusoidal table (official 50000).
+    official_batch_position_encoding: add pe[n] for pose n of the flattened batch to all its
+      joints (official behaviour); False (default) adds pe[j] to joint j.
+  """
+
+  dim: int = 512
+  num_heads: int = 8
+  hidden: int = 512
+  depth: int = 8
+  dropout: float = 0.5
+  max_len: int = 50000
+  official_batch_position_encoding: bool = False
+
+  @nn.compact
+  def __call__(self, poses: jax.Array, *, train: bool) -> jax.Array:
+    """poses: (N, J, 3) -> (N, J, 3); N is the flattened batch, in (b, k, h, t) order."""
+    n, j, _ = poses.shape
+    pe = self.variable(
+      'buffers', 'pe', lambda: jnp.asarray(sinusoidal_table(self.max_len, self.dim))
+    ).value
+    h = nn.Dense(self.dim, kernel_init=_uniform(0.1), name='encoder')(poses) * math.sqrt(self.dim)
+    if self.official_batch_position_encoding:
+      if n > self.max_len:
+        raise ValueError(f'batch of {n} poses exceeds the positional table ({self.max_len})')
+      h = h + pe[:n, None, :]
+    else:
+      h = h + pe[None, :j, :]
+    h = nn.Dropout(self.dropout)(h, deterministic=not train)
+    mask = jnp.where(jnp.triu(jnp.ones((j, j), bool), 1), -jnp.inf, 0.0)
+    for i in range(self.depth):
+      h = _EncoderLayer(self.num_heads, self.hidden, self.dropout, name=f'layers_{i}')(
+        h, mask, train=train
+      )
+    return nn.Dense(3, kernel_init=_uniform(0.1), bias_init=nn.initializers.zeros, name='decoder')(
+      h
+    )
+
+
+def refiner_from_torch(
+  state_dict: Mapping[str, np.ndarray], *, nhead: int, dropout: float = 0.5, **kw
+) -> tuple[Refiner, dict[str, Any]]:
+  """Converts an official `TransformerModel` state dict; returns (Refiner, variables).
+
+  `kw` may set `official_batch_position_encoding`. The `pe` buffer (max_len, 1, d) is kept.
+  """
+  sd = {k: np.asarray(v, np.float32) for k, v in state_dict.items()}
+  pe = sd['pos_encoder.pe'][:, 0, :]
+  depth = sum(1 for k in sd if k.endswith('self_attn.in_proj_weight'))
+  lin = lambda p: {'kernel': sd[f'{p}.weight'].T.copy(), 'bias': sd[f'{p}.bias']}
+  ln = lambda p: {'scale': sd[f'{p}.weight'], 'bias': sd[f'{p}.bias']}
+  params = {'encoder': lin('encoder'), 'decoder': lin('decoder')}
+  for i in range(depth):
+    p = f'transformer_encoder.layers.{i}'
+    params[f'layers_{i}'] = {
+      'in_proj': {
+        'kernel': sd[f'{p}.self_attn.in_proj_weight'].T.copy(),
+        'bias': sd[f'{p}.self_attn.in_proj_bias'],
+      },
+      'out_proj': lin(f'{p}.self_attn.out_proj'),
+      'linear1': lin(f'{p}.linear1'),
+      'linear2': lin(f'{p}.linear2'),
+      'norm1': ln(f'{p}.norm1'),
+      'norm2': ln(f'{p}.norm2'),
+    }
+  model = Refiner(
+    dim=pe.shape[1],
+    num_heads=nhead,
+    hidden=sd['transformer_encoder.layers.0.linear1.weight'].shape[0],
+    depth=depth,
+    dropout=dropout,
+    max_len=pe.shape[0],
+    **kw,
+  )
+  return model, {'params': params, 'buffers': {'pe': pe}}
+
+
+def denoiser_from_torch(state_dict: Mapping[str, np.ndarray], **ctor_args):
+  """Official D3DP + LoRA state dict -> (d3dp Model, variables with base params, adapters)."""
+  sd = {k.removeprefix('module.'): v for k, v in state_dict.items()}
+  path_fn = lambda m: flax_module_path(d3dp_model._torch_rename(m))
+  plain, adapters = lora.from_torch(sd, path_fn)
+  model, variables = d3dp_model.from_torch(plain, **ctor_args)
+  return model, variables, adapters
+
+
+def merged_variables(variables, adapters, scale: float = 1.0):
+  """Denoiser variables with the LoRA adapters merged into the params."""
+  return {**variables, 'params': lora.merge(variables['params'], adapters, scale)}
+
+
+def sample_poses(
+  denoiser,
+  den_vars,
+  refiner: Refiner,
+  ref_vars,
+  kp2d: jax.Array,
+  noise: jax.Array | None = None,
+  key: jax.Array | None = None,
+  *,
+  num_hypotheses: int = 1,
+  num_steps: int = 1,
+  scale: float = 1.0,
+  flip: bool = True,
+  num_timesteps: int = 1000,
+  skeleton: str = 'mpi3dhp17',
+  root: int = ROOT_3DHP,
+  train: bool = False,
+  rng: jax.Array | None = None,
+) -> jax.Array:
+  """Hypotheses in mm, refined, root zeroed: (B, K, H, T, J, 3). Differentiable in both variables.
+
+  Args:
+    denoiser, den_vars: the D3DP denoiser and its (LoRA-merged) variables.
+    refiner, ref_vars: the refiner and its variables.
+    kp2d: (B, T, J, 2) normalised 2D input.
+    noise: (K, B, H, T, J, 3) injected draws, or `key`.
+    skeleton: joint layout of the flip test-time augmentation (3DHP: 'mpi3dhp17').
+    root: joint set to 0 after the refiner (14 for 3DHP).
+    train: refiner dropout on (needs `rng`).
+  """
+  x0 = d3dp.sample(
+    denoiser, den_vars, kp2d, key, noise, num_hypotheses=num_hypotheses, num_steps=num_steps,
+    scale=scale, flip=flip, num_timesteps=num_timesteps, skeleton=skeleton,
+  )  # fmt: skip
+  x0 = x0 * 1000.0
+  shape = x0.shape
+  rngs = {'dropout': rng} if train else {}
+  y = refiner.apply(ref_vars, x0.reshape(-1, *shape[-2:]), train=train, rngs=rngs)
+  return d3dp.zero_root(y.reshape(shape), root)
+
+
+def mpjpe_valid(pred: jax.Array, gt: jax.Array, valid: jax.Array) -> jax.Array:
+  """Per-step MPJPE over valid frames: pred (B, K, H, T, J, 3) with H = 1, gt (B, T, J, 3),
+  valid (B, T, 1) -> (K,)."""
+  err = jnp.linalg.norm(pred[:, :, 0] - gt[:, None], axis=-1).mean(-1)  # (B, K, T)
+  w = jnp.asarray(valid, err.dtype).reshape(valid.shape[0], 1, -1)
+  return (err * w).sum((0, 2)) / jnp.maximum(w.sum((0, 2)), 1.0)
+
+
+def pixel_target(kp2d: jax.Array, w: float, h: float) -> jax.Array:
+  """Normalised 2D -> pixels (the JPMA target)."""
+  return camera.image_coordinates(kp2d[..., :2], w, h)
+
+
+def reproject(poses_mm, root_mm, cam_pix, *, linear: bool = True):
+  """(B, K, H, T, J, 3) root-relative mm + root (B, T, 1, 3) -> pixels (B, K, H, T, J, 2)."""
+  placed = poses_mm + root_mm[:, None, None]
+  proj = camera.project_to_2d_linear if linear else camera.project_to_2d
+  return proj(placed, cam_pix)
+
+
+def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=True):
+  """Target-branch losses with JPMA selection.
+
+  Args:
+    pred: (B, K, H, T, J, 3) refined root-zeroed hypotheses, mm.
+    kp2d_pix: (B, T, J, 2) target 2D in pixels.
+    root_mm: (B, T, 1, 3) target root trajectory, mm.
+    cam_pix: (9,) pixel intrinsics.
+
+  Returns:
+    dict with loss, loss_2d, loss_3d, index (B, K, T, J), selected (B, K, T, J, 3), reproj.
+  """
+  reproj = reproject(pred, root_mm, cam_pix, linear=linear)
+  err = jnp.linalg.norm(reproj - kp2d_pix[:, None, None], axis=-1)  # (B, K, H, T, J)
+  index = jnp.argmin(err, axis=2)
+  loss_2d = jnp.min(err, axis=2).mean()
+  sel = jnp.take_along_axis(pred, index[:, :, None, ..., None], axis=2)  # (B, K, 1, T, J, 3)
+  loss_3d = jnp.linalg.norm(sel - pred, axis=-1).mean()
+  return {
+    'loss': w2d * loss_2d + w3d * loss_3d,
+    'loss_2d': loss_2d,
+    'loss_3d': loss_3d,
+    'index': index.astype(jnp.int32),
+    'selected': sel[:, :, 0],
+    'reproj': reproj,
+  }
