@@ -238,10 +238,18 @@ def sample_poses(
   return d3dp.zero_root(y.reshape(shape), root)
 
 
+def _norm(x: jax.Array) -> jax.Array:
+  """Euclidean norm over the last axis with a zero (sub)gradient at 0, as torch's; jnp.linalg.norm
+  gives NaN there (the selected hypothesis against itself, the zeroed root)."""
+  sq = jnp.sum(x * x, axis=-1)
+  pos = sq > 0
+  return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+
+
 def mpjpe_valid(pred: jax.Array, gt: jax.Array, valid: jax.Array) -> jax.Array:
   """Per-step MPJPE over valid frames: pred (B, K, H, T, J, 3) with H = 1, gt (B, T, J, 3),
   valid (B, T, 1) -> (K,)."""
-  err = jnp.linalg.norm(pred[:, :, 0] - gt[:, None], axis=-1).mean(-1)  # (B, K, T)
+  err = _norm(pred[:, :, 0] - gt[:, None]).mean(-1)  # (B, K, T)
   w = jnp.asarray(valid, err.dtype).reshape(valid.shape[0], 1, -1)
   return (err * w).sum((0, 2)) / jnp.maximum(w.sum((0, 2)), 1.0)
 
@@ -271,11 +279,11 @@ def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=
     dict with loss, loss_2d, loss_3d, index (B, K, T, J), selected (B, K, T, J, 3), reproj.
   """
   reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  err = jnp.linalg.norm(reproj - kp2d_pix[:, None, None], axis=-1)  # (B, K, H, T, J)
+  err = _norm(reproj - kp2d_pix[:, None, None])  # (B, K, H, T, J)
   index = jnp.argmin(err, axis=2)
   loss_2d = jnp.min(err, axis=2).mean()
   sel = jnp.take_along_axis(pred, index[:, :, None, ..., None], axis=2)  # (B, K, 1, T, J, 3)
-  loss_3d = jnp.linalg.norm(sel - pred, axis=-1).mean()
+  loss_3d = _norm(sel - pred).mean()
   return {
     'loss': w2d * loss_2d + w3d * loss_3d,
     'loss_2d': loss_2d,
@@ -284,3 +292,176 @@ def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=
     'selected': sel[:, :, 0],
     'reproj': reproj,
   }
+
+
+def source_losses(pred, gt_mm, kp2d_pix, root_mm, cam_pix, *, w2d=0.1, w3d=1.0, linear=True):
+  """Source-branch losses: w2d * mean_min_h reprojection error + w3d * MPJPE(GT, every hypothesis).
+
+  Args:
+    pred: (B, K, H, T, J, 3) refined root-zeroed hypotheses, mm.
+    gt_mm: (B, T, J, 3) source ground truth, root-relative, mm.
+    kp2d_pix: (B, T, J, 2) the synthesised source 2D (pixels).
+    root_mm: (B, T, 1, 3) the synthesised root position.
+    cam_pix: (9,) the target camera (pixels).
+  """
+  reproj = reproject(pred, root_mm, cam_pix, linear=linear)
+  loss_2d = _norm(reproj - kp2d_pix[:, None, None]).min(axis=2).mean()
+  loss_3d = _norm(pred - gt_mm[:, None, None]).mean()
+  return {'loss': w2d * loss_2d + w3d * loss_3d, 'loss_2d': loss_2d, 'loss_3d': loss_3d}
+
+
+def redistribute_source(
+  key: jax.Array,
+  src_mm: jax.Array,
+  tgt_pix: jax.Array,
+  cam_pix: jax.Array,
+  *,
+  root: int = ROOT_3DHP,
+  linear: bool = True,
+) -> dict[str, jax.Array]:
+  """Target-specific source augmentation ("global position redistribution").
+
+  Each source clip is paired with a random target clip (a permutation, as the official
+  `randperm`); per frame, the target 2D pose's scale s = (bbox width + bbox height) / 2 and the
+  source pose's extents (dx, dy) give the depth z = (fx dx + fy dy) / (2 s), and the target root
+  pixel u gives the root position z (u - c) / f; the source pose is moved there and projected with
+  the target camera. Units are consistent here (mm and pixels), unlike the released script.
+
+  Args:
+    key: PRNG key for the pairing.
+    src_mm: (B, T, J, 3) root-relative source poses, mm.
+    tgt_pix: (M, T, J, 2) target 2D poses in pixels, M >= B.
+    cam_pix: (9,) target pixel intrinsics [fx, fy, cx, cy, ...].
+
+  Returns:
+    {'kp2d_pix': (B, T, J, 2) synthesised 2D, 'root_mm': (B, T, 1, 3), 'pose_mm': the placed poses}.
+  """
+  b = src_mm.shape[0]
+  pick = jax.random.permutation(key, tgt_pix.shape[0])[:b]
+  tgt = tgt_pix[pick]  # (B, T, J, 2)
+  ext2d = tgt.max(axis=-2) - tgt.min(axis=-2)  # (B, T, 2)
+  s = jnp.maximum(ext2d.sum(-1) / 2, 1e-3)  # (B, T)
+  ext3d = src_mm.max(axis=-2) - src_mm.min(axis=-2)  # (B, T, 3)
+  f, c = cam_pix[:2], cam_pix[2:4]
+  z = (f[0] * ext3d[..., 0] + f[1] * ext3d[..., 1]) / (2 * s)  # (B, T)
+  xy = z[..., None] * (tgt[..., root, :] - c) / f  # (B, T, 2)
+  root_mm = jnp.concatenate([xy, z[..., None]], -1)[:, :, None]  # (B, T, 1, 3)
+  placed = src_mm + root_mm
+  proj = camera.project_to_2d_linear if linear else camera.project_to_2d
+  return {'kp2d_pix': proj(placed, cam_pix), 'root_mm': root_mm, 'pose_mm': placed}
+
+
+def ema_update(teacher, student, decay: float):
+  """teacher <- decay teacher + (1 - decay) student (leaf-wise). RECONSTRUCTED FROM THE PAPER's
+  teacher-student paradigm; the released code has no teacher."""
+  return jax.tree.map(lambda t, s: decay * t + (1 - decay) * s, teacher, student)
+
+
+def build(
+  *,
+  num_frames: int = 243,
+  dim: int = 512,
+  depth: int = 8,
+  lora_rank: int = 4,
+  refiner: Mapping[str, Any] | None = None,
+  key: jax.Array | None = None,
+  abstract: bool = False,
+):
+  """The PoSynDA model: (denoiser, refiner, variables) with variables = {'denoiser', 'lora',
+  'refiner'}; `abstract` returns shapes only (jax.eval_shape)."""
+  den = d3dp_model.Model(
+    num_frames=num_frames,
+    num_joints=17,
+    in_channels=5,
+    lifter='mixste',
+    lifter_kwargs=(('dim', dim), ('depth', depth), ('num_heads', 8), ('mlp_ratio', 2.0)),
+  )
+  rk = dict(DEFAULTS['refiner'], **(refiner or {}))
+  ref = Refiner(dim=rk['dim'], num_heads=rk['num_heads'], hidden=rk['hidden'], depth=rk['depth'],
+                dropout=rk['dropout'])  # fmt: skip
+
+  def init(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = jnp.zeros((1, num_frames, 17, 5))
+    dv = den.init(k1, x, train=False, t=jnp.zeros((1,), jnp.int32))
+    ad = lora.init_adapters(dv['params'], k2, lora_rank)
+    rv = ref.init(k3, jnp.zeros((1, 17, 3)), train=False)
+    return {'denoiser': dv, 'lora': ad, 'refiner': rv}
+
+  key = jax.random.key(0) if key is None else key
+  return den, ref, (jax.eval_shape(init, key) if abstract else jax.jit(init)(key))
+
+
+def param_counts(variables) -> dict[str, int]:
+  """Trainable-parameter counts (buffers such as the refiner's `pe` excluded)."""
+  n = lambda t: int(sum(np.prod(x.shape) for x in jax.tree.leaves(t)))
+  out = {
+    'denoiser': n(variables['denoiser']['params']),
+    'lora': n(variables['lora']),
+    'refiner': n(variables['refiner']['params']),
+  }
+  out['trainable'] = out['lora'] + out['refiner']
+  out['total'] = out['denoiser'] + out['trainable']
+  return out
+
+
+def adaptation_loss(
+  trainable,
+  denoiser,
+  den_vars,
+  refiner,
+  target,
+  source,
+  key,
+  *,
+  teacher=None,
+  num_hypotheses: int = 3,
+  num_steps: int = 1,
+  weights=(0.5, 1.0, 0.1, 1.0),
+  lora_scale: float = 1.0,
+  train: bool = True,
+):
+  """One adaptation objective: target branch (JPMA) + source branch (re-distributed source).
+
+  Args:
+    trainable: {'lora': adapters, 'refiner': refiner variables}.
+    denoiser, den_vars: the frozen denoiser and its base variables.
+    refiner: the Refiner module.
+    target: {'kp2d' (B, T, J, 2) normalised, 'kp2d_pix' (B, T, J, 2), 'root_mm' (B, T, 1, 3),
+      'cam_pix' (9,)}.
+    source: {'pose_mm' (B, T, J, 3) root-relative GT, 'w', 'h' (image size of the target camera)}.
+    key: PRNG key (x_T draws, pairing, dropout).
+    teacher: optional {'lora', 'refiner'} EMA teacher; when given, the target pseudo-label is the
+      teacher's JPMA pose (stop_gradient) instead of the student's own non-detached selection.
+    weights: (target 2D, target 3D, source 2D, source 3D).
+
+  Returns:
+    (loss, scalars dict).
+  """
+  k_t, k_s, k_pair, k_d1, k_d2, k_teach = jax.random.split(key, 6)
+
+  def run(tr, kp2d, k, kd):
+    dv = merged_variables(den_vars, tr['lora'], lora_scale)
+    return sample_poses(denoiser, dv, refiner, tr['refiner'], kp2d, key=k,
+                        num_hypotheses=num_hypotheses, num_steps=num_steps, train=train,
+                        rng=kd)  # fmt: skip
+
+  pred_t = run(trainable, target['kp2d'], k_t, k_d1)
+  tl = target_losses(pred_t, target['kp2d_pix'], target['root_mm'], target['cam_pix'],
+                     w2d=weights[0], w3d=weights[1])  # fmt: skip
+  loss_t = tl['loss']
+  if teacher is not None:
+    pred_teacher = jax.lax.stop_gradient(run(teacher, target['kp2d'], k_teach, k_d1))
+    sel = target_losses(pred_teacher, target['kp2d_pix'], target['root_mm'], target['cam_pix'])
+    pseudo = sel['selected'][:, :, None]
+    l3d = _norm(pred_t - pseudo).mean()
+    loss_t = weights[0] * tl['loss_2d'] + weights[1] * l3d
+  syn = redistribute_source(k_pair, source['pose_mm'], target['kp2d_pix'], target['cam_pix'])
+  kp2d_src = camera.normalize_screen_coordinates(syn['kp2d_pix'], source['w'], source['h'])
+  pred_s = run(trainable, kp2d_src, k_s, k_d2)
+  sl = source_losses(pred_s, source['pose_mm'], syn['kp2d_pix'], syn['root_mm'],
+                     target['cam_pix'], w2d=weights[2], w3d=weights[3])  # fmt: skip
+  loss = loss_t + sl['loss']
+  scalars = {'loss': loss, 'target_2d': tl['loss_2d'], 'target_3d': tl['loss_3d'],
+             'source_2d': sl['loss_2d'], 'source_3d': sl['loss_3d']}  # fmt: skip
+  return loss, scalars
