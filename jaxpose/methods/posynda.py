@@ -192,6 +192,24 @@ def denoiser_from_torch(state_dict: Mapping[str, np.ndarray], **ctor_args):
   return model, variables, adapters
 
 
+def from_official_checkpoint(
+  ckpt: Mapping[str, Any],
+  *,
+  refiner_heads: int = 8,
+  official_batch_position_encoding: bool = True,
+  **ctor_args: Any,
+):
+  """An official adapted checkpoint {'model_pos': D3DP + LoRA, 'model_weight': refiner} ->
+  (denoiser, base variables, adapters, refiner, refiner variables). `ctor_args` are D3DP's
+  (`cs`, `dep`, `number_of_frames`, `timestep`); `module.` prefixes are stripped."""
+  den, dv, ad = denoiser_from_torch(ckpt['model_pos'], **ctor_args)
+  rsd = {k.removeprefix('module.'): v for k, v in ckpt['model_weight'].items()}
+  ref, rv = refiner_from_torch(
+    rsd, nhead=refiner_heads, official_batch_position_encoding=official_batch_position_encoding
+  )
+  return den, dv, ad, ref, rv
+
+
 def merged_variables(variables, adapters, scale: float = 1.0):
   """Denoiser variables with the LoRA adapters merged into the params."""
   return {**variables, 'params': lora.merge(variables['params'], adapters, scale)}

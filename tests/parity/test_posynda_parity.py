@@ -96,3 +96,22 @@ def test_target_losses_match_official(path):
   assert_parity(got['loss_2d'], fx['output/adapt/loss_2d'], name='loss_2d')
   assert_parity(got['loss_3d'], fx['output/adapt/loss_3d'], name='loss_3d')
   assert_parity(got['loss'], fx['output/adapt/loss_total'], name='loss_total')
+
+
+@pytest.mark.parametrize('path', FIXTURES)
+def test_official_checkpoint_layout_loads(path):
+  """{'model_pos': DataParallel D3DP+LoRA, 'model_weight': refiner} gives the same eval output."""
+  fx = _need(path, 'noise/eval/0', 'output/eval/pred')
+  ckpt = {
+    'model_pos': {f'module.{k}': v for k, v in fx.params.items()},
+    'model_weight': {
+      k[len('param_weight/') :]: fx[k] for k in fx.keys() if k.startswith('param_weight/')
+    },
+  }
+  den, dv, ad, ref, rv = posynda.from_official_checkpoint(
+    ckpt, refiner_heads=2, **fx.meta['ctor']['args']
+  )
+  pred = posynda.sample_poses(
+    den, posynda.merged_variables(dv, ad), ref, rv, fx['input/x_2d'], fx['noise/eval/0'][None]
+  )
+  assert_parity(pred, fx['output/eval/pred'], name='eval pred via checkpoint')
