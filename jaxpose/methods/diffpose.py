@@ -189,7 +189,8 @@ def _apply(model, variables, *args, rngs, method, model_state):
 def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   """GCNdiff epsilon loss (+ the initialiser's supervised loss). Returns (loss, (scalars,
   new_model_state)). batch: kp2d_norm (B, T, J, C2), pose3d_cam (B, T, J, 3) metres, valid (B, T),
-  optional kp2d_gmm (B, T, J, K, 5)."""
+  optional kp2d_gmm (B, T, J, K, 5) with means in normalised screen coordinates
+  (`jaxpose.data.gmm.normalise` of the builder's pixel means)."""
   d = settings(config)
   b = betas(d['beta_schedule'], d['beta_start'], d['beta_end'], int(d['num_timesteps']))
   k_gmm, k_t, k_eps, k_drop, k_pose = jax.random.split(rng, 5)

@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 
+from jaxpose.geometry import skeleton as skel
 from jaxpose.methods.supervised import masked_mean
 
 DEFAULTS = {
@@ -74,8 +75,6 @@ DEFAULTS = {
   'nominal_depth': 5.0,  # `predict` only: assumed root depth, metres
   'seed': 0,
 }
-
-H36M_MIRROR = (0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13)
 
 
 def settings(config: mlc.ConfigDict) -> dict[str, Any]:
@@ -360,7 +359,7 @@ def sample(
 
 
 def augment(key: jax.Array, pose: jax.Array, *, up_axis: int = 2,
-            mirror: tuple[int, ...] = H36M_MIRROR) -> jax.Array:  # fmt: skip
+            mirror: tuple[int, ...] | None = None) -> jax.Array:  # fmt: skip
   """The training augmentation: a rotation about the vertical axis by one of
   linspace(-pi, pi, 10) and, with probability 1/2, a left/right mirror (x negated, sides
   swapped). One draw per clip.
@@ -370,7 +369,7 @@ def augment(key: jax.Array, pose: jax.Array, *, up_axis: int = 2,
     pose: (B, T, J, 3) motion.
     up_axis: the vertical axis: 2 for the H36M world frame (z up, the official recipe), 1 for a
       camera frame (y down).
-    mirror: joint permutation of the mirror.
+    mirror: joint permutation of the mirror (default: the H36M-17 flip permutation).
   """
   k_rot, k_mir = jax.random.split(key)
   b = pose.shape[0]
@@ -380,6 +379,7 @@ def augment(key: jax.Array, pose: jax.Array, *, up_axis: int = 2,
   rot = jnp.tile(jnp.eye(3), (b, 1, 1))
   rot = rot.at[:, i, i].set(c).at[:, i, j].set(-s).at[:, j, i].set(s).at[:, j, j].set(c)
   pose = jnp.einsum('bij,btkj->btki', rot, pose)
+  mirror = skel.get('h36m17').flip_perm if mirror is None else mirror
   mirrored = pose[..., np.asarray(mirror), :] * jnp.array([-1.0, 1.0, 1.0])
   flip = jax.random.bernoulli(k_mir, 0.5, (b,))
   return jnp.where(flip[:, None, None, None], mirrored, pose)

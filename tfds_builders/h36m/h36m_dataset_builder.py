@@ -19,6 +19,11 @@ Configs:
       logging metric-unit losses). The three S9 videos MotionBERT excludes from evaluation
       (Greeting subact 2, SittingDown subact 2, Waiting subact 1, all cameras) have valid = False.
 
+  gt_gmm, cpn_ft_h36m_dbb_gmm: as gt / cpn_ft_h36m_dbb, with the 2D from DiffPose-style mixture
+      files `data_2d_h36m_<source>_gmm.npz` (jaxpose.data.gmm: per camera (T, 17, 3, 5) kernels
+      [w, mu_x px, mu_y px, s_x, s_y]) stored whole in the extra feature `kp2d_gmm`
+      (T, 17, 3, 5); kp2d_px is the heaviest kernel's mean.
+
 Splits: train = S1, S5, S6, S7, S8; test = S9, S11 (S2-S4 2D-only data is not used).
 """
 
@@ -66,6 +71,8 @@ SH_KEYS = {
 
 _VP3D = [('gt', 'h36m17'), ('cpn_ft_h36m_dbb', 'h36m17'), ('detectron_ft_h36m', 'h36m17'),
          ('detectron_pt_coco', 'coco17')]  # fmt: skip
+_GMM = ('gt_gmm', 'cpn_ft_h36m_dbb_gmm')
+GMM_KERNELS = 3
 
 
 def _cameras() -> dict[str, list[dict]]:
@@ -85,6 +92,10 @@ class Builder(SequenceBuilder):
       for n, lay in _VP3D
     ],
     SequenceConfig(name='sh', source_2d='sh', description='MotionBERT SH pickle (2.5D targets)'),
+    *[
+      SequenceConfig(name=n, source_2d=n, description=f'VideoPose3D 3D + {n} 2D mixtures')
+      for n in _GMM
+    ],
   ]
   DEFAULT_CONFIG_NAME = 'cpn_ft_h36m_dbb'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -96,6 +107,11 @@ class Builder(SequenceBuilder):
   These files are pickles: build only from copies you trust.
   """
   FPS = 50.0
+
+  def _extra_features(self) -> dict:
+    if self.builder_config.name not in _GMM:
+      return {}
+    return {'kp2d_gmm': tfds.features.Tensor(shape=(None, 17, GMM_KERNELS, 5), dtype=np.float32)}
 
   @property
   def POSE3D_UNITS(self) -> str:  # noqa: N802 - matches the base-class constant
@@ -146,7 +162,17 @@ def read_vp3d(manual_dir, cfg: SequenceConfig, instructions: str = ''):
         for ci, cam in enumerate(cams[subject]):
           if views[ci] is None:
             continue
-          kp = as_array(views[ci], f2d, f'{where2}[{ci}]', (None, j2d, 2))
+          extra = {}
+          if cfg.source_2d in _GMM:
+            from jaxpose.data import gmm
+
+            mix = gmm.validate(views[ci], f2d, f'{where2}[{ci}]', j2d)
+            if mix.shape[2] != GMM_KERNELS:
+              raise DataFormatError(f2d, f'{where2}[{ci}]', f'{GMM_KERNELS} kernels',
+                                    f'{mix.shape[2]}')  # fmt: skip
+            kp, extra = gmm.best_kernel_mean(mix), {'kp2d_gmm': mix[:t]}
+          else:
+            kp = as_array(views[ci], f2d, f'{where2}[{ci}]', (None, j2d, 2))
           if kp.shape[0] < t:
             raise DataFormatError(
               f2d,
@@ -164,7 +190,7 @@ def read_vp3d(manual_dir, cfg: SequenceConfig, instructions: str = ''):
             file=f2d, key=key, kp2d_px=kp[:t], pose3d_cam=pose, j2d=j2d, j3d=17,
             subject=subject, action=action, camera=cam['id'], res_w=cam['res_w'],
             res_h=cam['res_h'], fps=50.0, cam_intrinsics=camera_vectors(cam)[0],
-            cam_extrinsics=camera_vectors(cam)[1],
+            cam_extrinsics=camera_vectors(cam)[1], **extra,
           )))  # fmt: skip
   return out
 
