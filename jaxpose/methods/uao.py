@@ -371,17 +371,23 @@ def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.Confi
   return pred.at[..., skel.get(config.data.skeleton).root, :].set(0.0)
 
 
+# The published evaluation setting (research/uao.md): 4 Adam steps at lr 1e-3, prior 0.005.
+TTO_DEFAULTS = dict(iters=0, lr=1e-3, w_prior=0.005, w_proj=1.0, mode='per_sample', chunk_size=256)
+
+
 def predict_batch(
   model, variables: dict[str, Any], batch: Mapping[str, jax.Array], config: mlc.ConfigDict
 ) -> jax.Array:
-  """Evaluation hook: UAO's TTO when config.method.tto.iters > 0, else `predict`.
+  """Evaluation hook: UAO's TTO when config.method.kwargs.tto_iters > 0, else `predict`.
 
-  config.method.tto holds iters, lr, w_prior, w_proj, mode and optionally chunk_size (see `tto`). batch needs
+  config.method.kwargs holds tto_iters, tto_lr, tto_w_prior, tto_w_proj, tto_mode and optionally
+  tto_chunk_size (`TTO_DEFAULTS`; see `tto`). batch needs
   kp2d_norm, and for the TTO cam_intrinsics (B, 9) pixels, res_w, res_h (B,) and pose3d_root
   (B, T_out, 1, 3) metres (oracle inputs, see the module docstring). Returns pose3d
   (B, T_out, J, 3), root joint 0.
   """
-  t = config.method.tto
+  t = mlc.ConfigDict({**TTO_DEFAULTS, **{k[len('tto_'):]: v for k, v in
+                                        config.method.kwargs.items() if k.startswith('tto_')}})
   if int(t.iters) <= 0:
     return predict(model, variables, batch['kp2d_norm'], config)
   sk = skel.get(config.data.skeleton)

@@ -52,7 +52,10 @@ def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callabl
   per_frame = lambda f: jax.vmap(jax.vmap(f))  # (J, 3) metric -> (B, T)
 
   def eval_step(variables, batch):
-    pred = method.predict(model, variables, batch['kp2d_norm'], config)
+    if hasattr(method, 'predict_batch'):  # needs more than the 2D (e.g. UAO: camera and root)
+      pred = method.predict_batch(model, variables, batch, config)
+    else:
+      pred = method.predict(model, variables, batch['kp2d_norm'], config)
     gt, scale = batch['pose3d_cam'], batch['scale_2_5d']
     if pred.shape[1] != gt.shape[1]:  # seq2frame: the centre frame of the window
       c = gt.shape[1] // 2

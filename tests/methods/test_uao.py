@@ -145,15 +145,15 @@ def test_predict_batch_runs_the_tto_from_the_batch(gumlp):
     'res_h': res_h,
     'pose3d_root': root,
   }
-  tto = dict(iters=4, lr=1e-3, w_prior=0.005, w_proj=1.0, mode='per_sample')
-  config = mlc.ConfigDict({'method': {'tto': tto}, 'data': {'skeleton': 'h36m17'}})
+  tto = dict(tto_iters=4, tto_lr=1e-3, tto_w_prior=0.005, tto_w_proj=1.0, tto_mode='per_sample')
+  config = mlc.ConfigDict({'method': {'kwargs': tto}, 'data': {'skeleton': 'h36m17'}})
   pose = m.predict_batch(model, variables, batch, config)
   cam = np.concatenate([intr_px[:2] / 500, [intr_px[2] / 500 - 1, intr_px[3] / 500 - 1.002]])
   ref = _tto(
     model, variables, kp2d, np.broadcast_to(np.concatenate([cam, intr_px[4:]]), (2, 9)), root
   )
   np.testing.assert_allclose(pose, ref['pose3d'], atol=1e-6)
-  config.method.tto.iters = 0  # TTO off: the plain flip test
+  config.method.kwargs.tto_iters = 0  # TTO off: the plain flip test
   config.eval = {'flip_test': True}
   plain = m.predict_batch(model, variables, batch, config)
   np.testing.assert_array_equal(plain, m.predict(model, variables, kp2d, config))
