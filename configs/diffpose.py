@@ -23,7 +23,8 @@ Run book:
     (the list [state_dict, optimizer, epoch, step, ema]: entry 0, the raw weights, as the official
     evaluation). Set method.kwargs.pose_loss_weight=0 to fine-tune GCNdiff alone.
 
-Method settings are `config.method.kwargs` (`jaxpose.methods.diffpose.DEFAULTS`). The official
+With method.kwargs num_samples > 1 and eta > 0 the evaluation also reports the best of the S
+chains (best_of_s_mpjpe_mm, best_of_s_p_mpjpe_mm). Method settings are `config.method.kwargs` (`jaxpose.methods.diffpose.DEFAULTS`). The official
 release evaluates with `official_root_centring=True` semantics (its in-place root subtraction only
 zeroes joint 0); jaxpose centres correctly by default.
 

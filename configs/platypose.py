@@ -15,8 +15,10 @@ Run book:
   'platypose', path)`. The paper's protocol needs world-frame cameras and the GT root:
   `jaxpose.methods.platypose.sample(model, variables, official_observation(...))` then
   `jaxpose.metrics.{min_mpjpe, min_p_mpjpe, best_sample_mpjve, calibration_coverage,
-  calibration_score}`. `jaxpose train`'s own evaluation uses `predict` (a leak-free nominal
-  monocular camera, median sample), which is not the paper's protocol.
+  calibration_score}`. `jaxpose train`'s evaluation reports MPJPE of `predict` (a leak-free
+  nominal monocular camera, median sample) and, through the method's `eval_metrics`, the paper's
+  camera-frame protocol per action: min_mpjpe_mm and min_p_mpjpe_mm (GT root and GT-derived
+  weights, as the official evaluate.py); calibration needs `sample` + the sampling metrics.
     jaxpose train --config configs/platypose.py:h36m --workdir runs/pp_eval_h36m
       (train.total_steps 0 with init_from set evaluates a loaded prior)
     jaxpose train --config configs/platypose.py:h36m,data=mpi_inf_3dhp --workdir runs/pp_3dhp

@@ -134,3 +134,19 @@ def test_video_recipe_settings():
   assert d['flip_init'] and not d['centre_init']
   assert c.model.variant == 'video' and c.data.frames == 243
   assert diffpose.VARIANTS['video']['initialiser'] == 'mixste'
+
+
+def test_eval_metrics_best_of_samples(setup):
+  config, model, variables, kp2d = setup
+  batch = {'kp2d_norm': kp2d, 'pose3d_cam': jax.random.normal(jax.random.key(6), (3, 1, 17, 3)),
+           'scale_2_5d': jnp.ones((3, 1))}  # fmt: skip
+  assert m.eval_metrics(model, variables, batch, config) == {}  # one sample: nothing to add
+  c = recipe.get_config('frame,smoke')
+  with c.method.kwargs.unlocked():
+    c.method.kwargs.update(num_samples=3, eta=1.0)
+  out = jax.jit(lambda v, b: m.eval_metrics(model, v, b, c))(variables, batch)
+  assert out['best_of_s_mpjpe_mm'].shape == (3, 1)
+  s = m.sample_from_config(model, variables, kp2d, jax.random.key(0), c)['samples']
+  gt = batch['pose3d_cam'] - batch['pose3d_cam'][..., :1, :]
+  per = np.linalg.norm(1000 * (np.asarray(s) - np.asarray(gt)), axis=-1).mean(-1)  # (S, B, T)
+  np.testing.assert_allclose(out['best_of_s_mpjpe_mm'], per.min(0), rtol=1e-4)

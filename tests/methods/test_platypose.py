@@ -133,3 +133,40 @@ def test_unknown_kwargs_raise():
     c.method.kwargs.scale = 1.0
   with pytest.raises(ValueError, match='scale'):
     m.settings(c)
+
+
+def _camera_batch(t, b=2):
+  k = jnp.array([1145.0, 1144.0, 512.0, 515.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+  pose = jax.random.normal(jax.random.key(8), (b, t, 17, 3)) * 0.2
+  return {
+    'pose3d_cam': pose - pose[..., :1, :],
+    'pose3d_root': jnp.broadcast_to(jnp.array([0.1, -0.2, 5.0]), (b, t, 1, 3)),
+    'cam_intrinsics': jnp.broadcast_to(k, (b, 9)),
+    'res_w': jnp.full((b,), 1000, jnp.int32),
+    'res_h': jnp.full((b,), 1002, jnp.int32),
+    'scale_2_5d': jnp.ones((b, t)),
+  }
+
+
+def test_batch_cameras_project_like_videopose3d_without_distortion():
+  from jaxpose import losses
+  from jaxpose.geometry import camera
+
+  batch = _camera_batch(2)
+  pts = batch['pose3d_cam'] + batch['pose3d_root']
+  cam = jax.tree.map(lambda a: a[0, 0], m.batch_cameras(batch))
+  vp3d = camera.project_to_2d(pts[0], losses._normalised_intrinsics(batch)[0, 0, 0])
+  np.testing.assert_allclose(m.project(pts[0], cam), vp3d, atol=1e-5)
+
+
+def test_eval_metrics_on_a_camera_frame_batch(setup):
+  config, model, variables = setup
+  batch = _camera_batch(config.data.frames)
+  cam = jax.tree.map(lambda a: a[:, 0], m.batch_cameras(batch))
+  pts = batch['pose3d_cam'] + batch['pose3d_root']
+  batch['kp2d_norm'] = jax.vmap(m.project)(pts, cam) + 0.01
+  out = jax.jit(lambda v, b: m.eval_metrics(model, v, b, config))(variables, batch)
+  assert set(out) == {'min_mpjpe_mm', 'min_p_mpjpe_mm', 'best_mpjve_mm'}
+  for v in out.values():
+    assert v.shape == (2, config.data.frames) and np.isfinite(np.asarray(v)).all()
+  assert np.all(np.asarray(out['min_p_mpjpe_mm']) <= np.asarray(out['min_mpjpe_mm']) + 1e-3)
