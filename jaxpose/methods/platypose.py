@@ -47,7 +47,6 @@ detected root replaced by the projected GT root, per-joint weights from the GT 2
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +56,7 @@ import ml_collections as mlc
 import numpy as np
 
 from jaxpose.geometry import skeleton as skel
+from jaxpose.methods import d3dp
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import sampling
 
@@ -92,17 +92,11 @@ def settings(config: mlc.ConfigDict) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- schedule
 
 
-def cosine_betas(num_timesteps: int = 50, max_beta: float = 0.999) -> np.ndarray:
-  """guided-diffusion `betas_for_alpha_bar` with the cosine abar: (T_d,) float64."""
-  f = lambda u: math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
-  i = np.arange(num_timesteps)
-  return np.array([min(1 - f((k + 1) / num_timesteps) / f(k / num_timesteps), max_beta) for k in i])
-
-
 def spaced_schedule(num_timesteps: int = 50, num_steps: int = 20) -> dict[str, np.ndarray]:
   """The respaced process: `timestep_map` (K,) int, `alphas_cumprod` (K,) float64 (the cumprod
   of the spaced betas, as SpacedDiffusion) and `alphas_cumprod_prev`."""
-  ac = np.cumprod(1.0 - cosine_betas(num_timesteps))
+  # The cosine betas (clipped at 0.999) are D3DP's; guided-diffusion's betas_for_alpha_bar agrees.
+  ac = np.cumprod(1.0 - d3dp.cosine_schedule(num_timesteps)['betas'])
   keep = np.linspace(0, num_timesteps - 1, num_steps).astype(int)
   last, new_betas = 1.0, []
   for i in keep:
