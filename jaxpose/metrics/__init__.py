@@ -23,6 +23,7 @@ from jaxpose.metrics.multihyp import (
   mpjpe_joint_best,
   p_mpjpe_best_of,
 )
+from jaxpose.metrics.multihyp_protocols import protocol_errors, reduce_protocols
 from jaxpose.metrics.pck import (
   AUC_THRESHOLDS_MM,
   PCK_JOINTS_3DHP,
@@ -59,6 +60,8 @@ __all__ = [
   'p_mpjpe',
   'p_mpjpe_best_of',
   'pck',
+  'protocol_errors',
   'reduce_joints',
+  'reduce_protocols',
   'validate_poses',
 ]
