@@ -9,11 +9,11 @@ Run book:
     Expected: about 41.0 mm P1 (MixSTE's 40.9 + ~0.2 %) at 84.0 G MACs instead of 139.0 G; days
     on one GPU.
   jaxpose train --config configs/hot.py:tpc_mixste --workdir runs/tpc_mixste
-    `main_mixste_tpc.py`: the same recipe, 61 tokens at block 7, prune only (seq2frame); the loss
-    uses the kept frames, the flip pass reuses the kept frames, the centre frame is scored. The
-    engine scores the centre frame of each evaluation tile; the paper's protocol (every frame a
-    centre, stride 1) is `jaxpose eval --config configs/hot.py:tpc_mixste --workdir
-    runs/tpc_mixste --config.data.mode=center` (243 windows per 243 frames: slow).
+    `main_mixste_tpc.py`: the same recipe, 61 tokens at block 7, prune only (seq2frame). Windows
+    are 'center' windows (one every 243 frames for training, every frame for evaluation, as the
+    official stride-1 test) with the whole window's 3D (`window_targets`): the loss uses the kept
+    frames, the flip pass reuses the kept frames, the centre frame is scored. Evaluation runs one
+    243-frame forward per frame: hours on a GPU for the H36M test set.
   jaxpose train --config configs/hot.py:hot_motionbert --workdir runs/hot_mb
     No official training script exists (HoT issue #1): MotionBERT-Lite's recipe (configs/
     motionbert.py: SH 2D + confidence, 2.5D targets, T = 243, stride 81, batch 32, AdamW lr 2e-4,
@@ -38,34 +38,42 @@ VARIANTS = ('hot_mixste', 'tpc_mixste', 'hot_motionbert', 'hot_motionagformer')
 # research/hot.md section 3: the README/abstract claims are verified, the per-model tables are not.
 REFERENCE = {
   'source': 'HoT, CVPR 2024 (arXiv 2311.12028): README and abstract via research/hot.md sections '
-            '2.5 and 3 (thop GMACs measured on the official classes; MPJPE from the "0.2 % drop '
-            'on MixSTE, no loss on MotionBERT" claims, per-model tables unverified)',
+  '2.5 and 3 (thop GMACs measured on the official classes; MPJPE from the "0.2 % drop '
+  'on MixSTE, no loss on MotionBERT" claims, per-model tables unverified)',
   'hot_mixste': {'h36m': {'mpjpe_mm': 41.0, 'gmacs': 84.00, 'backbone_gmacs': 139.04}},
   'tpc_mixste': {'h36m': {'gmacs': 126.01, 'backbone_gmacs': 139.04}},
   'hot_motionbert': {'h36m': {'gmacs': 31.69, 'backbone_gmacs': 65.72}},
 }
 
 
-def _mixste_recipe(c, data):
+def _mixste_recipe(c, data, tpc=False):
   c.seed = 1126
-  c.data = common.dataset(data, config='cpn_ft_h36m_dbb' if data == 'h36m' else '', frames=243,
-                          stride=243, use_conf=False, batch_size=4, eval_batch_size=4)
+  c.data = common.dataset(
+    data,
+    config=common.h36m_2d(data),
+    frames=243,
+    stride=243,
+    use_conf=False,
+    batch_size=4,
+    eval_batch_size=4,
+    **(dict(mode='center', window_targets=True) if tpc else {}),
+  )
   c.method.loss.update(mpjpe=0.0, w_mpjpe=1.0, temporal_consistency=0.5, velocity=2.0)
   c.optim.update(name='adamw', lr=4e-5, weight_decay=0.1)
   c.train.epochs = 160
 
 
 def _motionbert_recipe(c, data):
-  c.data = common.dataset(data, config='sh' if data == 'h36m' else '', frames=243, stride=81,
-                          batch_size=32, eval_batch_size=32)
+  c.data = common.dataset(data, config=common.h36m_2d(data, 'sh'), frames=243, stride=81,
+                          batch_size=32, eval_batch_size=32)  # fmt: skip
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=2e-4, weight_decay=0.01)
   c.train.epochs = 120
 
 
 def _motionagformer_recipe(c, data):
-  c.data = common.dataset(data, config='sh' if data == 'h36m' else '', frames=243, stride=81,
-                          batch_size=16, eval_batch_size=16)
+  c.data = common.dataset(data, config=common.h36m_2d(data, 'sh'), frames=243, stride=81,
+                          batch_size=16, eval_batch_size=16)  # fmt: skip
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=5e-4, weight_decay=0.01)
   c.train.epochs = 60
@@ -73,18 +81,14 @@ def _motionagformer_recipe(c, data):
 
 RECIPES = {
   'hot_mixste': _mixste_recipe,
-  'tpc_mixste': _mixste_recipe,
+  'tpc_mixste': lambda c, data: _mixste_recipe(c, data, tpc=True),
   'hot_motionbert': _motionbert_recipe,
   'hot_motionagformer': _motionagformer_recipe,
 }
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='hot_mixste', smoke=False, data='h36m')
-  if a.variant not in VARIANTS:
-    raise ValueError(f'Unknown HoT variant {a.variant!r}; valid: {", ".join(VARIANTS)}')
-  c = common.get_base_config()
-  c.model.name, c.model.variant = 'hot', a.variant
+  a, c = common.start(arg, 'hot', VARIANTS)
   c.method.name = 'hot'
   RECIPES[a.variant](c, a.data)
   c.schedule.update(type='exponential_epoch', decay=0.99)
@@ -92,13 +96,14 @@ def get_config(arg: str | None = None):
   if a.smoke:
     common.smoke(c)  # HoT's TEST_OVERRIDES: the backbone's own test size, 4 tokens at block 1
     if a.variant == 'hot_motionagformer':  # its test backbone has a single layer
-      with c.model.kwargs.unlocked():
-        c.model.kwargs.layer_index = 0
+      c.model.kwargs.layer_index = 0
   return common.locked(c)
 
 
 def get_sweep(arg: str | None = None):
   """The paper's ablation axes on HoT-MixSTE: how many tokens, and where to prune."""
   del arg
-  return common.product(common.sweep('model.kwargs.token_num', [27, 54, 81, 121]),
-                        common.sweep('model.kwargs.layer_index', [1, 3, 5]))
+  return common.product(
+    common.sweep('model.kwargs.token_num', [27, 54, 81, 121]),
+    common.sweep('model.kwargs.layer_index', [1, 3, 5]),
+  )
