@@ -53,7 +53,7 @@ def mpjpe(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
 def w_mpjpe(pred: jax.Array, batch: Mapping[str, jax.Array], joint_weights=MIXSTE_JOINT_WEIGHTS):
   """Weighted MPJPE: mean over T, J of w_j * ||pred - gt|| (MixSTE, D3DP). (B,)"""
   w = jnp.asarray(joint_weights, pred.dtype)
-  err = jnp.linalg.norm(pred - batch['pose3d_cam'], axis=-1)  # (B, T, J)
+  err = metrics.joint_errors(pred, batch['pose3d_cam'])  # (B, T, J)
   return _time_mean((err * w).mean(axis=-1), _frames(batch))
 
 
@@ -83,7 +83,7 @@ def reprojection_2d(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Arra
   """
   root = batch['pose3d_root']
   proj = camera.project_to_2d(pred + root, _normalised_intrinsics(batch))
-  err = jnp.linalg.norm(proj - batch['kp2d_norm'][..., :2], axis=-1)  # (B, T, J)
+  err = metrics.joint_errors(proj, batch['kp2d_norm'][..., :2])  # (B, T, J)
   return _time_mean(err.mean(axis=-1), _frames(batch))
 
 

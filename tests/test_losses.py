@@ -72,3 +72,15 @@ def test_reprojection_loss_zero_for_the_true_pose():
   }
   np.testing.assert_allclose(losses.reprojection_2d(batch['pose3d_cam'], batch), 0.0, atol=1e-5)
   assert float(losses.reprojection_2d(batch['pose3d_cam'] * 1.2, batch).min()) > 1e-3
+
+
+def test_gradients_finite_at_exact_zero_error():
+  """A zero-initialised model predicts equal frames: zero velocity error on the root must give a
+  zero (not NaN) gradient, as in torch."""
+  import jax
+
+  batch = _batch()
+  batch['pose3d_cam'] = jnp.zeros_like(batch['pose3d_cam'])
+  for name in ('mpjpe', 'w_mpjpe', 'velocity'):  # n_mpjpe's scale is 0/0 for an all-zero pose
+    g = jax.grad(lambda p: losses.get(name)(p, batch).sum())(jnp.zeros_like(batch['pose3d_cam']))
+    assert np.isfinite(np.asarray(g)).all(), name

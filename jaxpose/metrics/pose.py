@@ -12,9 +12,21 @@ from jax.typing import ArrayLike
 from jaxpose.geometry import procrustes
 
 
+def safe_norm(d: ArrayLike, axis: int = -1) -> jnp.ndarray:
+  """Euclidean norm whose gradient is 0 (as torch's) instead of NaN where the vector is exactly 0.
+
+  Losses hit exact zeros: a zero-initialised model predicts equal frames, and the root joint's
+  target velocity is always 0, so `jnp.linalg.norm` would turn the whole gradient into NaN.
+  """
+  sq = jnp.sum(jnp.square(d), axis=axis)
+  pos = sq > 0
+  # Off the positive branch return `sq` itself: 0 (gradient 2d = 0) at zero, NaN stays NaN.
+  return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), sq)
+
+
 def joint_errors(pred: ArrayLike, gt: ArrayLike) -> jnp.ndarray:
   """Euclidean distance per joint. pred, gt: (..., J, C) -> (..., J), in the input unit."""
-  return jnp.linalg.norm(jnp.asarray(pred) - jnp.asarray(gt), axis=-1)
+  return safe_norm(jnp.asarray(pred) - jnp.asarray(gt))
 
 
 def reduce_joints(
