@@ -43,14 +43,10 @@ REFERENCE = {
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='243', smoke=False, data='h36m')
-  if a.variant not in FRAMES:
-    raise ValueError(f'Unknown GLA-GCN variant {a.variant!r}; valid: {", ".join(FRAMES)}')
+  a, c = common.start(arg, 'glagcn', FRAMES)
   t = FRAMES[a.variant]
   data = 'humaneva' if a.variant.startswith('humaneva') else a.data
-  c = common.get_base_config()
-  c.model.name, c.model.variant = 'glagcn', a.variant
-  c.data = common.dataset(data, config='cpn_ft_h36m_dbb' if data == 'h36m' else '', frames=t,
+  c.data = common.dataset(data, config=common.h36m_2d(data), frames=t,
                           stride=1, mode='center', use_conf=False, flip_aug=False,
                           batch_size=512, eval_batch_size=512)  # fmt: skip
   c.method.loss.update(mpjpe=1.0)

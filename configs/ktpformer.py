@@ -39,13 +39,9 @@ REFERENCE = {
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='243', smoke=False, data='h36m')
-  if a.variant not in FRAMES:
-    raise ValueError(f'Unknown KTPFormer variant {a.variant!r}; valid: {", ".join(FRAMES)}')
+  a, c = common.start(arg, 'ktpformer', FRAMES)
   t = FRAMES[a.variant]
-  c = common.get_base_config()
-  c.model.name, c.model.variant = 'ktpformer', a.variant
-  c.data = common.dataset(a.data, config='cpn_ft_h36m_dbb' if a.data == 'h36m' else '', frames=t,
+  c.data = common.dataset(a.data, config=common.h36m_2d(a.data), frames=t,
                           stride=t, use_conf=False, flip_aug=True, batch_size=1024 // 128,
                           eval_batch_size=4)  # fmt: skip
   c.method.loss.update(mpjpe=0.0, w_mpjpe=1.0, temporal_consistency=0.5, velocity=2.0)
@@ -53,9 +49,7 @@ def get_config(arg: str | None = None):
   c.schedule.update(type='exponential_epoch', decay=0.99)
   c.train.epochs = 200
   c.eval.flip_test = True
-  if a.smoke:
-    common.smoke(c)
-  return common.locked(c)
+  return common.finish(c, a)
 
 
 def get_sweep(arg: str | None = None):
