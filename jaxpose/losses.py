@@ -82,19 +82,10 @@ def reprojection_2d(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Arra
   Needs `cam_intrinsics (B, 9)` pixels, `res_w (B,)`, `res_h (B,)`, `pose3d_root (B, T, 1, 3)`.
   """
   root = batch['pose3d_root']
-  proj = camera.project_to_2d(pred + root, _normalised_intrinsics(batch))
+  cam = camera.intrinsics_px_to_norm(batch['cam_intrinsics'], batch['res_w'], batch['res_h'])
+  proj = camera.project_to_2d(pred + root, cam[:, None, None, :])
   err = metrics.joint_errors(proj, batch['kp2d_norm'][..., :2])  # (B, T, J)
   return _time_mean(err.mean(axis=-1), _frames(batch))
-
-
-def _normalised_intrinsics(batch: Mapping[str, jax.Array]) -> jax.Array:
-  """Pixel intrinsics -> the VideoPose3D width-normalised form, broadcast to (B, 1, 1, 9)."""
-  k = batch['cam_intrinsics']
-  w = batch['res_w'].astype(k.dtype)[:, None]
-  h = batch['res_h'].astype(k.dtype)[:, None]
-  f = k[:, :2] / w * 2.0
-  c = jnp.concatenate([k[:, 2:3] / w * 2.0 - 1.0, k[:, 3:4] / w * 2.0 - h / w], axis=1)
-  return jnp.concatenate([f, c, k[:, 4:]], axis=1)[:, None, None, :]
 
 
 TERMS: dict[str, Callable[..., jax.Array]] = {

@@ -167,6 +167,26 @@ def normalize_screen_coordinates(x: ArrayLike, w: ArrayLike, h: ArrayLike) -> Ar
   return x / wc * 2 - _offset(xp, w, h)
 
 
+def intrinsics_px_to_norm(k_px: ArrayLike, w: ArrayLike, h: ArrayLike) -> ArrayLike:
+  """Batched pixel intrinsics -> VideoPose3D's width-normalised 9-vector (jit-friendly).
+
+  Args:
+    k_px: (..., 9) [fx, fy, cx, cy, k1, k2, k3, p1, p2], pixels.
+    w: (...) image width in pixels.
+    h: (...) image height in pixels.
+
+  Returns:
+    (..., 9): f / w * 2, c normalised like `normalize_screen_coordinates`, distortion unchanged.
+  """
+  xp = namespace(k_px, w, h)
+  k = xp.asarray(k_px)
+  w = xp.asarray(w).astype(k.dtype)
+  h = xp.asarray(h).astype(k.dtype)
+  f = k[..., :2] / w[..., None] * 2
+  c = normalize_screen_coordinates(k[..., 2:4], w, h)
+  return xp.concatenate([f, c, k[..., 4:]], axis=-1)
+
+
 def image_coordinates(x: ArrayLike, w: ArrayLike, h: ArrayLike) -> ArrayLike:
   """Normalised screen coordinates -> pixels; inverse of `normalize_screen_coordinates`."""
   xp = namespace(x, w, h)

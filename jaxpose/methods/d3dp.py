@@ -435,7 +435,7 @@ def evaluate(
   """
   root = skel.get(config.data.skeleton).root
   hyps = zero_root(_sample_from_config(model, variables, batch['kp2d_norm'], key, config), root)
-  cam = losses._normalised_intrinsics(batch)[:, 0, 0]  # (B, 9), as the official evaluation
+  cam = camera.intrinsics_px_to_norm(batch['cam_intrinsics'], batch['res_w'], batch['res_h'])
   agg = jpma(hyps, batch['kp2d_norm'], batch['pose3d_root'], cam)
   mm = 1000.0 * batch.get('scale_2_5d', jnp.ones(hyps.shape[:1] + hyps.shape[3:4]))
   gt_mm = zero_root(batch['pose3d_cam'], root) * mm[:, :, None, None]

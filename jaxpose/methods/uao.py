@@ -392,9 +392,7 @@ def predict_batch(
     return predict(model, variables, batch['kp2d_norm'], config)
   sk = skel.get(config.data.skeleton)
   k = jnp.asarray(batch['cam_intrinsics'], jnp.float32)  # pixels -> VideoPose3D normalised
-  w, h = jnp.asarray(batch['res_w'], jnp.float32), jnp.asarray(batch['res_h'], jnp.float32)
-  c = camera.normalize_screen_coordinates(k[:, 2:4], w, h)
-  cam = jnp.concatenate([k[:, :2] / w[:, None] * 2, c, k[:, 4:]], axis=-1)
+  cam = camera.intrinsics_px_to_norm(k, batch['res_w'], batch['res_h'])
   out = tto(
     model, variables, batch['kp2d_norm'], cam, batch['pose3d_root'],
     flip_perm=jnp.asarray(sk.flip_perm), iters=int(t.iters), lr=t.lr, w_prior=t.w_prior,
