@@ -188,10 +188,8 @@ def _batch():
   batch = {'pose3d_cam': pose, 'pose3d_root': root, 'cam_intrinsics': k,
            'res_w': np.full(B, 1000, np.int32), 'res_h': np.full(B, 1002, np.int32),
            'valid': np.ones((B, T), bool), 'scale_2_5d': np.ones((B, T), np.float32)}  # fmt: skip
-  from jaxpose import losses
-
-  cam = np.asarray(losses._normalised_intrinsics({k: jnp.asarray(v) for k, v in batch.items()}))
-  batch['kp2d_norm'] = np.asarray(camera.project_to_2d(pose + root, cam[:, 0, 0]), np.float32)
+  cam = np.asarray(camera.intrinsics_px_to_norm(k, batch['res_w'], batch['res_h']))
+  batch['kp2d_norm'] = np.asarray(camera.project_to_2d(pose + root, cam), np.float32)
   return {k: jnp.asarray(v) for k, v in batch.items()}
 
 

@@ -149,13 +149,13 @@ def _camera_batch(t, b=2):
 
 
 def test_batch_cameras_project_like_videopose3d_without_distortion():
-  from jaxpose import losses
   from jaxpose.geometry import camera
 
   batch = _camera_batch(2)
   pts = batch['pose3d_cam'] + batch['pose3d_root']
   cam = jax.tree.map(lambda a: a[0, 0], m.batch_cameras(batch))
-  vp3d = camera.project_to_2d(pts[0], losses._normalised_intrinsics(batch)[0, 0, 0])
+  k = camera.intrinsics_px_to_norm(batch['cam_intrinsics'], batch['res_w'], batch['res_h'])
+  vp3d = camera.project_to_2d(pts[0], k[0])
   np.testing.assert_allclose(m.project(pts[0], cam), vp3d, atol=1e-5)
 
 
