@@ -237,6 +237,7 @@ def write_h36m_sh(
 MPI3DHP_TRAIN = {'S1 Seq1': 25, 'S1 Seq2': 50, 'S2 Seq1': 25}
 MPI3DHP_TEST = {'TS1': (2048, 2048), 'TS5': (1920, 1080)}
 _H36M_TO_MPI = (14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4)
+ANNOT3_SCALE = 0.95  # the synthetic subject's real size relative to the universal skeleton
 
 
 def _mpi_motion(t: int, seed: int) -> np.ndarray:
@@ -250,30 +251,52 @@ def _mpi_motion(t: int, seed: int) -> np.ndarray:
   return out * 1000
 
 
+def _annot3(x: np.ndarray) -> np.ndarray:
+  """A universal-skeleton motion as the subject's own: shrunk by ANNOT3_SCALE about the pelvis."""
+  x = x.astype(np.float64)
+  root = x[:, 14:15]
+  return root + ANNOT3_SCALE * (x - root)
+
+
 def write_mpi_inf_3dhp(
-  out_dir: str | pathlib.Path, num_frames: int = 20, defect: str | None = None
+  out_dir: str | pathlib.Path,
+  num_frames: int = 20,
+  defect: str | None = None,
+  ori: bool = False,
 ) -> dict[str, pathlib.Path]:
   """P-STMO's `data_train_3dhp.npz` and `data_test_3dhp.npz` (data.md §3).
 
   train: {'data': {'S1 Seq1': [{cam: {'data_2d': (F,17,2), 'data_3d': (F,17,3) mm}}, fps]}} with
   cameras '0' and '2'; test: {'data': {'TS1': {'data_2d', 'data_3d', 'valid'}}} with TS1 (2048x2048)
   and TS5 (1920x1080). Float64 as loadmat/h5py give. 2D = pinhole projection (f 1500 px / 1680 px).
+
+  ori=True writes D3DP's `data_train_3dhp_ori.npz` and `data_test_3dhp_ori.npz` instead (the
+  `annot3` builder config): the same structure and motions, the 3D as `annot3` (the skeleton shrunk
+  by ANNOT3_SCALE about the pelvis, float64), and the test 2D its projection through the official
+  camera of the sequence (the builder's `official_test_intrinsics`); train 2D as above.
   """
   _check_defect(defect)
   out_dir = pathlib.Path(out_dir)
+  to_3d = _annot3 if ori else (lambda x: x)
   train: dict[str, Any] = {}
   for i, (seq, fps) in enumerate(MPI3DHP_TRAIN.items()):
     dic_cam = {}
     for cam in ('0', '2'):
-      x = _mpi_motion(num_frames + 2 * i, seed=40 + i + int(cam))
+      x = to_3d(_mpi_motion(num_frames + 2 * i, seed=40 + i + int(cam)))
       kp = 1500.0 * x[..., :2] / x[..., 2:] + np.array([1024.0, 1024.0])
       dic_cam[cam] = {'data_2d': kp, 'data_3d': x}
     train[seq] = [dic_cam, fps]
   test: dict[str, Any] = {}
   for i, (ts, (w, h)) in enumerate(MPI3DHP_TEST.items()):
-    x = _mpi_motion(num_frames + 4 * i, seed=50 + i)
-    f = 1500.0 if w == 2048 else 1680.0
-    kp = f * x[..., :2] / x[..., 2:] + np.array([w / 2, h / 2])
+    x = to_3d(_mpi_motion(num_frames + 4 * i, seed=50 + i))
+    if ori:
+      from tfds_builders.mpi_inf_3dhp.mpi_inf_3dhp_dataset_builder import official_test_intrinsics
+
+      k = official_test_intrinsics(ts).astype(np.float64)
+      kp = k[:2] * x[..., :2] / x[..., 2:] + k[2:4]
+    else:
+      f = 1500.0 if w == 2048 else 1680.0
+      kp = f * x[..., :2] / x[..., 2:] + np.array([w / 2, h / 2])
     valid = np.ones(len(x))
     valid[::3] = 0
     test[ts] = {'data_2d': kp, 'data_3d': x, 'valid': valid}
@@ -288,9 +311,10 @@ def write_mpi_inf_3dhp(
     test['TS5']['data_3d'] = test['TS5']['data_3d'][:, :14]
   if defect == 'nan':
     train['S2 Seq1'][0]['2']['data_2d'][1, 1, 0] = np.nan
+  stem = '_ori' if ori else ''
   return {
-    'train': _savez(out_dir / 'data_train_3dhp.npz', data=train),
-    'test': _savez(out_dir / 'data_test_3dhp.npz', **{key: test}),
+    'train': _savez(out_dir / f'data_train_3dhp{stem}.npz', data=train),
+    'test': _savez(out_dir / f'data_test_3dhp{stem}.npz', **{key: test}),
   }
 
 
@@ -431,6 +455,7 @@ def write_all(out_dir: str | pathlib.Path) -> pathlib.Path:
                                     'detectron_pt_coco'))  # fmt: skip
   write_h36m_sh(out_dir)
   write_mpi_inf_3dhp(out_dir)
+  write_mpi_inf_3dhp(out_dir, ori=True)
   write_humaneva(out_dir)
   write_3dpw(out_dir)
   return out_dir

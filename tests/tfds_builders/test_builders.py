@@ -118,6 +118,52 @@ def test_mpi_inf_3dhp(built, manual_dir):
   assert (rec['pose3d_cam'][:, 14, 1] > rec['pose3d_cam'][:, 1, 1]).all()
 
 
+# The official 3DHP test cameras in pixels, worked out here from the published constants
+# (w / sensor_w = 2048 / 10 = 204.8 px/mm for TS1-TS4; 1920 / 10 = 1080 / 5.625 = 192 for TS5-TS6).
+OFFICIAL_PX = {
+  'TS1': [7.32506 * 204.8, 7.32506 * 204.8, -0.0322884 * 204.8 + 1024, 0.0929296 * 204.8 + 1024],
+  'TS5': [8.770747185 * 192, 8.770747185 * 192, -0.104908645 * 192 + 960, 0.104899704 * 192 + 540],
+}  # fmt: skip
+
+
+def test_mpi_inf_3dhp_official_test_cameras():
+  for ts, (w, h) in mpi_b.TEST_RES.items():
+    assert mpi_b.TEST_CAMERAS_MM[ts][0][:2] == (w, h)
+    k = mpi_b.official_test_intrinsics(ts)
+    assert k.shape == (9,) and k.dtype == np.float32 and (k[4:] == 0).all()
+    np.testing.assert_allclose(k[:4], OFFICIAL_PX['TS1' if w == 2048 else 'TS5'], rtol=1e-6)
+  assert mpi_b.official_test_intrinsics('TS1')[0] == pytest.approx(1500.1723, abs=1e-3)
+
+
+def test_mpi_inf_3dhp_annot3(built, manual_dir):
+  data, gt = built('mpi_inf_3dhp', 'annot3'), built('mpi_inf_3dhp', 'gt')
+  raw = np.load(manual_dir / 'data_test_3dhp_ori.npz', allow_pickle=True)['data'].item()
+  raw_gt = np.load(manual_dir / 'data_test_3dhp.npz', allow_pickle=True)['data'].item()
+  assert len(data['train']) == len(gt['train']) == 2 * len(synthetic.MPI3DHP_TRAIN)
+  for rec in data['train']:  # train keeps the least-squares fit, as gt
+    _check_record(rec, 17, 17)
+    np.testing.assert_allclose(rec['cam_intrinsics'][:4], [1500, 1500, 1024, 1024], rtol=1e-4)
+  test = {r['subject']: r for r in data['test']}
+  test_gt = {r['subject']: r for r in gt['test']}
+  assert sorted(test) == sorted(test_gt) == ['TS1', 'TS5']
+  for ts, rec in test.items():
+    _check_record(rec, 17, 17)
+    assert (rec['res_w'], rec['res_h']) == mpi_b.TEST_RES[ts]
+    assert rec['source'].startswith('data_test_3dhp_ori.npz:')
+    np.testing.assert_allclose(rec['cam_intrinsics'], [*OFFICIAL_PX[ts], 0, 0, 0, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(rec['pose3d_cam'], raw[ts]['data_3d'] / 1000, rtol=1e-6)
+    np.testing.assert_array_equal(rec['valid'], raw[ts]['valid'] > 0.5)
+    # annot3 is the real skeleton: its 3D (metres) projects onto its 2D through the official camera.
+    np.testing.assert_allclose(_reproject_px(rec), rec['kp2d_px'], atol=1e-2)
+    # gt is unaffected: the universal skeleton from the P-STMO file, with the fitted camera.
+    g = test_gt[ts]
+    assert g['source'].startswith('data_test_3dhp.npz:')
+    np.testing.assert_allclose(g['pose3d_cam'], raw_gt[ts]['data_3d'] / 1000, rtol=1e-6)
+    fit = mpi_b.fit_pinhole(raw_gt[ts]['data_2d'], raw_gt[ts]['data_3d'])
+    np.testing.assert_array_equal(g['cam_intrinsics'], fit)
+    assert not np.allclose(g['pose3d_cam'], rec['pose3d_cam'], rtol=1e-3)
+
+
 @pytest.mark.parametrize('config,j2d', [('gt', 15), ('detectron_pt_coco', 17)])
 def test_humaneva(built, manual_dir, config, j2d):
   data = built('humaneva', config)

@@ -14,6 +14,7 @@ FORMATS = {
   'h36m': ('h36m', 'gt', synthetic.write_h36m_vp3d, {'sources': ('gt',)}),
   'h36m_sh': ('h36m', 'sh', synthetic.write_h36m_sh, {}),
   'mpi_inf_3dhp': ('mpi_inf_3dhp', None, synthetic.write_mpi_inf_3dhp, {}),
+  'mpi_inf_3dhp_ori': ('mpi_inf_3dhp', 'annot3', synthetic.write_mpi_inf_3dhp, {'ori': True}),
   'humaneva': ('humaneva', 'gt', synthetic.write_humaneva, {'sources': ('gt',)}),
   'pw3d': ('pw3d', None, synthetic.write_3dpw, {}),
 }
@@ -56,6 +57,21 @@ def test_missing_manual_dir_and_file(tmp_path):
     build.build('h36m', 'cpn_ft_h36m_dbb', tmp_path / 'm', tmp_path / 'data')
   assert cli.main(['data', 'build', 'h36m', '--manual_dir', str(tmp_path / 'nope'),
                    '--data_dir', str(tmp_path / 'data')]) == 1  # fmt: skip
+
+
+def test_mpi_inf_3dhp_missing_file_names_the_config_file(tmp_path):
+  """Each config asks for its own files: P-STMO's do not satisfy annot3, and vice versa."""
+  synthetic.write_mpi_inf_3dhp(tmp_path / 'm')
+  with pytest.raises(io.ManualDirError, match=r'missing file \S*data_train_3dhp_ori\.npz \('):
+    build.build('mpi_inf_3dhp', 'annot3', tmp_path / 'm', tmp_path / 'data')
+  (tmp_path / 'm' / 'data_test_3dhp.npz').unlink()
+  synthetic.write_mpi_inf_3dhp(tmp_path / 'm', ori=True)
+  (tmp_path / 'm' / 'data_test_3dhp_ori.npz').unlink()
+  with pytest.raises(io.ManualDirError, match=r'missing file \S*data_test_3dhp_ori\.npz \('):
+    build.build('mpi_inf_3dhp', 'annot3', tmp_path / 'm', tmp_path / 'data')
+  with pytest.raises(io.ManualDirError, match=r'missing file \S*data_test_3dhp\.npz \('):
+    build.build('mpi_inf_3dhp', 'gt', tmp_path / 'm', tmp_path / 'data')
+  assert not build.is_built('mpi_inf_3dhp', 'annot3', tmp_path / 'data')
 
 
 def test_wrong_type_in_npz(tmp_path):
