@@ -93,7 +93,7 @@ def load_params(path: str | pathlib.Path, which: str = 'best') -> dict[str, Any]
     step_dir = path
   else:
     for sub in ([which, 'ckpt'] if which == 'best' else ['ckpt']):
-      steps = sorted((int(p.name) for p in (path / sub).glob('[0-9]*') if p.name.isdigit()))
+      steps = sorted(int(p.name) for p in (path / sub).glob('[0-9]*') if p.name.isdigit())
       if steps:
         step_dir = path / sub / str(steps[-1])
         break

@@ -12,6 +12,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
+
 def make_flags(argv: list[str]) -> flags.FlagValues:
   """A fresh flag set per parse. config_flags finds the `--config.k=v` overrides in `sys_argv`
   (sys.argv by default), so it is given the argv actually parsed."""

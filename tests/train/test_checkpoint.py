@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxpose.train import checkpoint, sharding, state as state_lib
+from jaxpose.train import checkpoint, sharding
+from jaxpose.train import state as state_lib
 from tests.train._tiny import TinyLifter
 
 

@@ -2,14 +2,14 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections as mlc
 import numpy as np
 import optax
 import pytest
 
 from configs import common
 from jaxpose.methods import supervised
-from jaxpose.train import sharding, state as state_lib, steps
+from jaxpose.train import sharding, steps
+from jaxpose.train import state as state_lib
 from tests.train._tiny import TinyLifter
 
 
