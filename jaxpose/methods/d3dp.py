@@ -57,6 +57,7 @@ import numpy as np
 from jaxpose import losses
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
+from jaxpose.methods import _kwargs
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import multihyp_protocols
 
@@ -76,11 +77,7 @@ _CLAMP = 1.1  # |x| <= 1.1 s before and after the network
 
 def settings(config: mlc.ConfigDict) -> dict[str, Any]:
   """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
-  given = dict(config.method.get('kwargs', {}) or {})
-  bad = sorted(set(given) - set(DEFAULTS))
-  if bad:
-    raise ValueError(f'Unknown method.kwargs key(s) {bad} for d3dp; valid: {", ".join(DEFAULTS)}')
-  return {**DEFAULTS, **given}
+  return _kwargs.settings(config, DEFAULTS, 'd3dp')
 
 
 def cosine_schedule(num_timesteps: int = 1000, s: float = 0.008) -> dict[str, np.ndarray]:

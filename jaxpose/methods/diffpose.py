@@ -55,6 +55,7 @@ import numpy as np
 
 from jaxpose import losses
 from jaxpose.geometry import skeleton as skel
+from jaxpose.methods import _kwargs
 from jaxpose.methods.supervised import masked_mean
 
 DEFAULTS = {
@@ -78,13 +79,7 @@ DEFAULTS = {
 
 def settings(config: mlc.ConfigDict) -> dict[str, Any]:
   """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
-  given = dict(config.method.get('kwargs', {}) or {})
-  bad = sorted(set(given) - set(DEFAULTS))
-  if bad:
-    raise ValueError(
-      f'Unknown method.kwargs key(s) {bad} for diffpose; valid: {", ".join(DEFAULTS)}'
-    )
-  return {**DEFAULTS, **given}
+  return _kwargs.settings(config, DEFAULTS, 'diffpose')
 
 
 # ------------------------------------------------------------------------------- schedule

@@ -56,7 +56,7 @@ import ml_collections as mlc
 import numpy as np
 
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import d3dp
+from jaxpose.methods import _kwargs, d3dp
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import sampling
 
@@ -80,13 +80,7 @@ DEFAULTS = {
 
 def settings(config: mlc.ConfigDict) -> dict[str, Any]:
   """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
-  given = dict(config.method.get('kwargs', {}) or {})
-  bad = sorted(set(given) - set(DEFAULTS))
-  if bad:
-    raise ValueError(
-      f'Unknown method.kwargs key(s) {bad} for platypose; valid: {", ".join(DEFAULTS)}'
-    )
-  return {**DEFAULTS, **given}
+  return _kwargs.settings(config, DEFAULTS, 'platypose')
 
 
 # ------------------------------------------------------------------------------- schedule
