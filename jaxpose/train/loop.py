@@ -21,7 +21,8 @@ import numpy as np
 from jaxpose import methods, models
 from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
-from jaxpose.train import checkpoint, optim, sharding, state as state_lib, steps, writers
+from jaxpose.train import checkpoint, optim, sharding, steps, writers
+from jaxpose.train import state as state_lib
 
 
 def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
@@ -37,15 +38,20 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
   method = methods.get_module(config.method.name)
   model = make_model(config, method)
-  data_iter = pipeline.train_iterator(config.data, seed=config.seed,
-                                      process_index=jax.process_index(),
-                                      process_count=jax.process_count())
+  # A method that trains on more than the configured dataset (PoSynDA: target + source domain)
+  # supplies its own resumable iterator.
+  make_iter = getattr(method, 'train_iterator', None) or (
+    lambda c, **kw: pipeline.train_iterator(c.data, **kw))
+  data_iter = make_iter(config, seed=config.seed, process_index=jax.process_index(),
+                        process_count=jax.process_count())
   total, per_epoch = schedule_lengths(config)
   tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
   ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
   if ckpt.latest_step() is not None:  # resume: restore onto this mesh, no initialisation needed
     x = jnp.zeros(input_shape(config), jnp.float32)
-    shapes = jax.eval_shape(lambda: state_lib.create(model, tx, x, config.seed))
+    init_vars = getattr(method, 'init_variables', None)
+    shapes = jax.eval_shape(lambda: state_lib.create(
+      model, tx, x, config.seed, init_vars(config, model) if init_vars else None))
     state = ckpt.restore(checkpoint.abstract_like(shapes, sharding.replicated(mesh)), data_iter)
   else:
     state = init_state(config, model, tx, mesh, method)
@@ -113,10 +119,14 @@ def input_shape(config: mlc.ConfigDict) -> tuple[int, int, int, int]:
 
 def init_state(config: mlc.ConfigDict, model, tx, mesh, method=None) -> state_lib.TrainState:
   """Initialises replicated on the mesh, or from `init_from` weights. A method whose pretrained
-  weights cover part of the network (MPM's encoder) maps them with `adapt_init(loaded, fresh)`."""
+  weights cover part of the network (MPM's encoder) maps them with `adapt_init(loaded, fresh)`; a
+  method whose variables are more than one network's (PoSynDA: frozen denoiser, adapters, refiner,
+  teacher) builds them all with `init_variables(config, model)`."""
   x = jnp.zeros(input_shape(config), jnp.float32)
   variables = None
-  if config.init_from.path:
+  if hasattr(method, 'init_variables'):
+    variables = method.init_variables(config, model)
+  elif config.init_from.path:
     variables = load_init(config)
     if hasattr(method, 'adapt_init'):
       fresh = model.init({'params': jax.random.PRNGKey(config.seed)}, x, train=False)

@@ -53,4 +53,5 @@ def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh, what: str = 'ba
 def shard_batch(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
   """Per-host numpy batch (leading axis = this host's rows) -> global sharded jax.Arrays."""
   sh = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sh, np.asarray(v)) for k, v in batch.items()}
+  put = lambda v: jax.make_array_from_process_local_data(sh, np.asarray(v))
+  return jax.tree.map(put, dict(batch))  # nested batches too (two-domain methods: PoSynDA)
