@@ -16,9 +16,13 @@ Run book (the paper's main setting, as coded in the official `h36m_3dhp_transfer
     the released code has none.
   jaxpose train --config configs/posynda.py:243,smoke --workdir /tmp/posynda_smoke   (CPU)
 
-STATUS: the objective (`jaxpose.methods.posynda.adaptation_loss`), its pieces and the evaluation
-path are implemented and match the official fixtures; the two-domain data loop is not wired into
-the engine yet (`methods.posynda.run` raises NotImplementedError naming what is missing).
+Data: the target domain is `config.data` (3DHP `annot3` test sequences: adaptation inputs and the
+transductive evaluation, so train_split = eval_split = 'test'); the source domain is
+`method.kwargs.source`, a data block (H36M CPN, train subjects S1, S5-S8) whose 3D is converted to
+the target's joint layout. Set `method.kwargs.denoiser_skeleton=h36m17` when the initialising
+D3DP was trained in H36M's joint order (the released script feeds 3DHP-ordered joints to it).
+Resume, checkpoints (the frozen denoiser is saved with the adapters, so `jaxpose eval --workdir`
+works on an adapted run), metrics and sweeps are the default trainer's.
 
 Deviations: see jaxpose/methods/posynda.py (per-joint refiner encoding by default; the official
 batch-position indexing behind `official_batch_position_encoding`; unit-consistent source
@@ -46,8 +50,8 @@ def get_config(arg: str | None = None):
   with c.model.kwargs.unlocked():
     c.model.kwargs.in_channels = 5
   kw = dict(frames=t, stride=t, use_conf=False, flip_aug=False, batch_size=2, eval_batch_size=2)
-  # The target domain (adaptation inputs and the transductive evaluation): 3DHP annot3.
-  c.data = common.dataset('mpi_inf_3dhp', config='annot3', **kw)
+  # The target domain (adaptation inputs and the transductive evaluation): 3DHP annot3 test.
+  c.data = common.dataset('mpi_inf_3dhp', config='annot3', train_split='test', **kw)
   c.eval.protocol = 'mpi_inf_3dhp'
   c.method.name = 'posynda'
   with c.method.kwargs.unlocked():
@@ -57,6 +61,7 @@ def get_config(arg: str | None = None):
       num_hypotheses=3,
       num_steps=1,
       eval_hypotheses=1,
+      eval_steps=1,
       w_target_2d=0.5,
       w_target_3d=1.0,
       w_source_2d=0.1,
@@ -69,19 +74,25 @@ def get_config(arg: str | None = None):
       refiner_depth=8,
       refiner_dropout=0.5,
       official_batch_position_encoding=False,
-      source_dataset='h36m',
-      source_config='cpn_ft_h36m_dbb',
-      source_subjects=('S1', 'S5', 'S6', 'S7', 'S8'),
-      target_image_size=((2048, 2048), (1920, 1080)),
-    )
-  c.optim.update(name='adam', lr=1e-4)
+      denoiser_skeleton='',
+      # The source domain: H36M with CPN 2D, train subjects S1, S5-S8 (cycled).
+      source=common.dataset('h36m', config='cpn_ft_h36m_dbb', frames=t, stride=t,
+                            use_conf=False, flip_aug=False, batch_size=2),
+    )  # fmt: skip
+  c.optim.update(name='adam', lr=1e-4, weight_decay=0.0)
   c.schedule.update(type='exponential_epoch', decay=0.993)
   c.train.epochs = 40
   c.eval.flip_test = True
   if a.smoke:
+    common.smoke(c)  # target: deepmimic (tiny denoiser, 9 frames, batch 8)
+    c.eval.protocol = 'h36m'
     with c.method.kwargs.unlocked():
-      c.method.kwargs.update(refiner_dim=8, refiner_heads=2, refiner_hidden=16, refiner_depth=1)
-  return common.finish(c, a)
+      c.method.kwargs.update(refiner_dim=8, refiner_heads=2, refiner_hidden=16, refiner_depth=1,
+                             num_hypotheses=2)  # fmt: skip
+      c.method.kwargs.source = common.dataset(
+        'deepmimic', frames=c.data.frames, stride=c.data.frames, batch_size=8
+      )
+  return common.locked(c)
 
 
 def get_sweep(arg: str | None = None):

@@ -92,8 +92,9 @@ def test_adaptation_step_trains_only_lora_and_refiner(use_teacher):
     'kp2d_pix': kp_pix,
     'root_mm': root,
     'cam_pix': CAM,
+    'res': jnp.asarray([2048.0, 2048.0]),
   }
-  source = {'pose_mm': jax.random.normal(ks[1], (2, T, 17, 3)) * 200, 'w': 2048, 'h': 2048}
+  source = {'pose_mm': jax.random.normal(ks[1], (2, T, 17, 3)) * 200}
   trainable = {'lora': v['lora'], 'refiner': v['refiner']}
   teacher = trainable if use_teacher else None
   tx = optax.adam(1e-3)

@@ -1,6 +1,6 @@
 """Each paper config's `smoke` mode trains a few steps and evaluates through the default trainer,
-on the embedded deepmimic data (built once per session). PoSynDA's adaptation loop is not wired
-yet and is left out (configs/posynda.py says so)."""
+on the embedded deepmimic data (built once per session). PoSynDA's smoke mode (two domains,
+teacher, resume) is tested in tests/methods/test_posynda_engine.py."""
 
 import importlib
 
