@@ -7,6 +7,16 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 _flags = os.environ.get('XLA_FLAGS', '')
 if '--xla_force_host_platform_device_count' not in _flags:
   os.environ['XLA_FLAGS'] = (_flags + ' --xla_force_host_platform_device_count=8').strip()
+# A persistent XLA compilation cache for the session (and the subprocesses it starts): the xdist
+# workers, the repeated trainer runs of the resume tests and the smoke configs compile identical
+# programs, and compilation dominates the suite. JAXPOSE_TEST_XLA_CACHE=0 turns it off.
+_cache = os.environ.get('JAXPOSE_TEST_XLA_CACHE', '')
+if _cache != '0':
+  import tempfile
+
+  _cache = _cache or os.path.join(tempfile.gettempdir(), f'jaxpose-test-xla-cache-{os.getuid()}')
+  os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', _cache)
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '1')
 
 import pathlib  # noqa: E402
 

@@ -72,7 +72,11 @@ def test_ema_update():
   np.testing.assert_allclose(posynda.ema_update(t, s, 0.9)['a'], 0.9)
 
 
-@pytest.mark.parametrize('use_teacher', [False, True], ids=['official', 'teacher'])
+# The teacher variant goes through the trainer in tests/methods/test_posynda_engine.py; here the
+# slow mark keeps one compile of this (large) objective in CI.
+@pytest.mark.parametrize(
+  'use_teacher', [False, pytest.param(True, marks=pytest.mark.slow)], ids=['official', 'teacher']
+)
 def test_adaptation_step_trains_only_lora_and_refiner(use_teacher):
   den, ref, v = posynda.build(
     num_frames=T,
