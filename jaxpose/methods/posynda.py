@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -647,6 +648,11 @@ def init_variables(config, model: Networks) -> dict[str, Any]:
       **{k: v for k, v in loaded.items() if k not in ('params', 'denoiser', 'teacher')},
     }
   else:
+    warnings.warn(
+      'posynda: config.init_from.path is empty, so the frozen denoiser is randomly initialised '
+      '(fine for smoke tests; the recipe starts from a D3DP trained on the source domain)',
+      stacklevel=2,
+    )
     den_vars = model.denoiser.init(k_den, x, train=False, t=jnp.zeros((1,), jnp.int32))
   den_vars = jax.tree.map(jnp.asarray, dict(den_vars))
   adapters = lora.init_adapters(den_vars['params'], k_lora, int(d['lora_rank']))
