@@ -122,3 +122,29 @@ def test_config_errors_name_the_key(data_dir):
     c.method.kwargs.source = None
   with pytest.raises(ValueError, match='method.kwargs.source'):
     posynda.source_data(c)
+
+
+def test_denoiser_skeleton_converts_in_and_out():
+  """A denoiser trained in H36M order applied to 3DHP-ordered data: the 2D goes in as H36M, the
+  hypotheses come back in 3DHP order before the refiner, the 3DHP root (14) is zeroed."""
+  from jaxpose.geometry import skeleton as skel
+  from jaxpose.methods import d3dp
+
+  t = 5
+  den, ref, v = posynda.build(
+    num_frames=t, dim=16, depth=1,
+    refiner={'dim': 8, 'num_heads': 2, 'hidden': 16, 'depth': 1, 'dropout': 0.0},
+  )  # fmt: skip
+  dv = posynda.merged_variables(v['denoiser'], v['lora'])
+  kp = jax.random.normal(jax.random.key(0), (2, t, 17, 2)) * 0.3
+  noise = jax.random.normal(jax.random.key(1), (1, 2, 1, t, 17, 3))
+  got = posynda.sample_poses(den, dv, ref, v['refiner'], kp, noise, skeleton='mpi3dhp17',
+                             root=14, denoiser_skeleton='h36m17')  # fmt: skip
+  x0 = d3dp.sample(den, dv, skel.convert(kp, 'mpi3dhp17', 'h36m17'), None, noise,
+                   skeleton='h36m17')  # fmt: skip
+  x0 = skel.convert(x0, 'h36m17', 'mpi3dhp17') * 1000.0
+  want = ref.apply(v['refiner'], x0.reshape(-1, 17, 3), train=False).reshape(x0.shape)
+  want = want.at[..., 14, :].set(0.0)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+  plain = posynda.sample_poses(den, dv, ref, v['refiner'], kp, noise, skeleton='mpi3dhp17', root=14)
+  assert np.abs(np.asarray(plain) - np.asarray(got)).max() > 1e-2  # the layout matters
