@@ -56,8 +56,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose.convert.torch_utils import convert_state_dict
-from jaxpose.models.layers.attention import Attention
-from jaxpose.models.layers.drop_path import DropPath
 from jaxpose.models.layers.kpa_tpa import (
   H36M_PARENTS,
   KPA,
@@ -67,9 +65,8 @@ from jaxpose.models.layers.kpa_tpa import (
   trajectory_adjacency,
 )
 from jaxpose.models.layers.linear import Linear
-from jaxpose.models.layers.mlp import Mlp
 from jaxpose.models.layers.norms import LayerNorm
-from jaxpose.models.layers.transformer import block_from_fields
+from jaxpose.models.layers.transformer import block_from_fields, pre_norm_sublayers
 
 VARIANTS = {
   '243': {'num_frames': 243},
@@ -152,20 +149,9 @@ class PriorBlock(nn.Module):
     else:
       raise ValueError(f"PriorBlock.kind must be 'kpa' or 'tpa', got {self.kind!r}")
     h = nn.Dropout(self.drop, deterministic=not train)(h)
-    attn = Attention(
-      num_heads=self.num_heads,
-      token_axis=token_axis,
-      qkv_bias=self.qkv_bias,
-      qk_scale=self.qk_scale,
-      attn_drop=self.attn_drop,
-      proj_drop=self.drop,
-      name='attn',
-    )
-    drop_path = DropPath(self.drop_path)
     # norm1 is a plain nn.LayerNorm in the official attention modules (eps 1e-5); norm2 is 1e-6.
-    h = h + drop_path(attn(LayerNorm(epsilon=1e-5, name='norm1')(h), train=train), train=train)
-    mlp = Mlp(int(self.dim * self.mlp_ratio), drop=self.drop, name='mlp')
-    return h + drop_path(mlp(LayerNorm(epsilon=1e-6, name='norm2')(h), train=train), train=train)
+    return pre_norm_sublayers(self, h, train=train, token_axis=token_axis, norm1_eps=1e-5,
+                              norm2_eps=1e-6)  # fmt: skip
 
 
 class Model(nn.Module):

@@ -47,24 +47,46 @@ class TransformerBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     """x: (..., D) with tokens at `token_axis` -> same shape."""
-    dim = x.shape[-1]
-    attn = Attention(
-      num_heads=self.num_heads,
-      token_axis=self.token_axis,
-      qkv_bias=self.qkv_bias,
-      qk_scale=self.qk_scale,
-      attn_drop=self.attn_drop,
-      proj_drop=self.drop,
-      name='attn',
-    )
-    drop_path = DropPath(self.drop_path)
-    x = x + drop_path(
-      attn(LayerNorm(epsilon=self.norm_eps, name='norm1')(x), train=train), train=train
-    )
-    mlp = Mlp(int(dim * self.mlp_ratio), drop=self.drop, name='mlp')
-    return x + drop_path(
-      mlp(LayerNorm(epsilon=self.norm_eps, name='norm2')(x), train=train), train=train
-    )
+    return pre_norm_sublayers(self, x, train=train, token_axis=self.token_axis,
+                              norm1_eps=self.norm_eps, norm2_eps=self.norm_eps)  # fmt: skip
+
+
+def pre_norm_sublayers(
+  block: nn.Module,
+  x: jax.Array,
+  *,
+  train: bool,
+  token_axis: int,
+  norm1_eps: float,
+  norm2_eps: float,
+) -> jax.Array:
+  """The block's two residual sub-layers, created in the calling compact module's scope.
+
+  Sub-modules `norm1`, `attn`, `norm2`, `mlp` land directly in `block` (no extra nesting), so a
+  block that adds its own input stage (KTPFormer's KPA/TPA prior blocks) keeps the official
+  parameter layout.
+
+  Args:
+    block: the calling module; reads its `num_heads`, `mlp_ratio`, `qkv_bias`, `qk_scale`, `drop`,
+      `attn_drop` and `drop_path` fields.
+    x: (..., D) tokens at `token_axis`.
+    train: dropout and stochastic depth on.
+    token_axis: the attention axis.
+    norm1_eps, norm2_eps: the two LayerNorm epsilons (equal in timm blocks).
+  """
+  attn = Attention(
+    num_heads=block.num_heads,
+    token_axis=token_axis,
+    qkv_bias=block.qkv_bias,
+    qk_scale=block.qk_scale,
+    attn_drop=block.attn_drop,
+    proj_drop=block.drop,
+    name='attn',
+  )
+  drop_path = DropPath(block.drop_path)
+  x = x + drop_path(attn(LayerNorm(epsilon=norm1_eps, name='norm1')(x), train=train), train=train)
+  mlp = Mlp(int(x.shape[-1] * block.mlp_ratio), drop=block.drop, name='mlp')
+  return x + drop_path(mlp(LayerNorm(epsilon=norm2_eps, name='norm2')(x), train=train), train=train)
 
 
 def block_from_fields(
