@@ -66,6 +66,7 @@ from jaxpose.convert.torch_utils import flax_module_path
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs, d3dp, lora
+from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics.pose import safe_norm
 from jaxpose.models import d3dp as d3dp_model
 
@@ -306,28 +307,24 @@ def sample_poses(
   return d3dp.zero_root(y.reshape(shape), root)
 
 
-_norm = safe_norm  # zero gradient at an exact 0 (the selected hypothesis against itself, the root)
-
-
 def _wmean(x: jax.Array, weight: jax.Array | None) -> jax.Array:
   """Mean of x (B, ..., T, J); with weight (B, T) a frame-weighted mean (padding/invalid frames 0)."""
   if weight is None:
     return x.mean()
   w = jnp.asarray(weight, x.dtype).reshape(x.shape[0], *(1,) * (x.ndim - 3), x.shape[-2], 1)
-  w = jnp.broadcast_to(w, x.shape)
-  return (x * w).sum() / jnp.maximum(w.sum(), 1.0)
+  return masked_mean(x, jnp.broadcast_to(w, x.shape))
 
 
 def mpjpe_valid(pred: jax.Array, gt: jax.Array, valid: jax.Array) -> jax.Array:
   """Per-step MPJPE over valid frames: pred (B, K, H, T, J, 3) with H = 1, gt (B, T, J, 3),
   valid (B, T, 1) -> (K,)."""
-  err = _norm(pred[:, :, 0] - gt[:, None]).mean(-1)  # (B, K, T)
+  err = safe_norm(pred[:, :, 0] - gt[:, None]).mean(-1)  # (B, K, T)
   w = jnp.asarray(valid, err.dtype).reshape(valid.shape[0], 1, -1)
   return (err * w).sum((0, 2)) / jnp.maximum(w.sum((0, 2)), 1.0)
 
 
-def pixel_target(kp2d: jax.Array, w: float, h: float) -> jax.Array:
-  """Normalised 2D -> pixels (the JPMA target)."""
+def pixel_target(kp2d: jax.Array, w, h) -> jax.Array:
+  """Normalised 2D -> pixels (the JPMA target); w, h scalars or broadcastable ((B, 1, 1))."""
   return camera.image_coordinates(kp2d[..., :2], w, h)
 
 
@@ -353,11 +350,11 @@ def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=
     dict with loss, loss_2d, loss_3d, index (B, K, T, J), selected (B, K, T, J, 3), reproj.
   """
   reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  err = _norm(reproj - kp2d_pix[:, None, None])  # (B, K, H, T, J)
+  err = safe_norm(reproj - kp2d_pix[:, None, None])  # (B, K, H, T, J)
   index = jnp.argmin(err, axis=2)
   loss_2d = _wmean(jnp.min(err, axis=2), weight)
   sel = jnp.take_along_axis(pred, index[:, :, None, ..., None], axis=2)  # (B, K, 1, T, J, 3)
-  loss_3d = _wmean(_norm(sel - pred), weight)
+  loss_3d = _wmean(safe_norm(sel - pred), weight)
   return {
     'loss': w2d * loss_2d + w3d * loss_3d,
     'loss_2d': loss_2d,
@@ -382,8 +379,8 @@ def source_losses(
     weight: optional (B, T) frame weights.
   """
   reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  loss_2d = _wmean(_norm(reproj - kp2d_pix[:, None, None]).min(axis=2), weight)
-  loss_3d = _wmean(_norm(pred - gt_mm[:, None, None]), weight)
+  loss_2d = _wmean(safe_norm(reproj - kp2d_pix[:, None, None]).min(axis=2), weight)
+  loss_3d = _wmean(safe_norm(pred - gt_mm[:, None, None]), weight)
   return {'loss': w2d * loss_2d + w3d * loss_3d, 'loss_2d': loss_2d, 'loss_3d': loss_3d}
 
 
@@ -561,7 +558,7 @@ def adaptation_loss(
   if teacher is not None:
     pred_teacher = jax.lax.stop_gradient(run(teacher, kp2d, k_teach, k_d1))
     pseudo = target_losses(pred_teacher, kp2d_pix, root_mm, cam)['selected'][:, :, None]
-    l3d = _wmean(_norm(pred_t - pseudo), wt)
+    l3d = _wmean(safe_norm(pred_t - pseudo), wt)
     loss_t = weights[0] * tl['loss_2d'] + weights[1] * l3d
   syn = redistribute_source(k_pair, source['pose_mm'], kp2d_pix, cam, root=root)
   res = jnp.asarray(target['res'], jnp.float32)
@@ -677,7 +674,7 @@ def _target_of(batch) -> dict[str, jax.Array]:
   kp2d = batch['kp2d_norm'][..., :2]
   return {
     'kp2d': kp2d,
-    'kp2d_pix': camera.image_coordinates(kp2d, w[:, None, None], h[:, None, None]),
+    'kp2d_pix': pixel_target(kp2d, w[:, None, None], h[:, None, None]),
     'root_mm': batch['pose3d_root'] * 1000.0,
     'cam_pix': batch['cam_intrinsics'],
     'res': jnp.stack([w, h], -1),
