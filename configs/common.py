@@ -71,8 +71,14 @@ def get_base_config() -> mlc.ConfigDict:
   c.method.kwargs = mlc.ConfigDict()
   # Loss term weights by name (jaxpose/losses.py); zero-weight terms are not computed.
   c.method.loss = mlc.ConfigDict(
-    dict(mpjpe=1.0, w_mpjpe=0.0, n_mpjpe=0.0, velocity=0.0, temporal_consistency=0.0,
-         reprojection_2d=0.0)
+    dict(
+      mpjpe=1.0,
+      w_mpjpe=0.0,
+      n_mpjpe=0.0,
+      velocity=0.0,
+      temporal_consistency=0.0,
+      reprojection_2d=0.0,
+    )
   )
   c.optim = mlc.ConfigDict(
     dict(name='adamw', lr=5e-4, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, grad_clip=0.0)
@@ -176,8 +182,10 @@ def sweep(key: str, values: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def product(*sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-  return [dict(itertools.chain.from_iterable(d.items() for d in combo))
-          for combo in itertools.product(*sweeps)]
+  return [
+    dict(itertools.chain.from_iterable(d.items() for d in combo))
+    for combo in itertools.product(*sweeps)
+  ]
 
 
 def zipit(*sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:

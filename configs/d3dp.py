@@ -71,8 +71,15 @@ SAMPLING = {'validation': (1, 1), 'readme': (5, 5), 'paper': (20, 10)}
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, variant='243', smoke=False, data='h36m', keypoints='cpn',
-                       lifter='mixste', sampling='validation')  # fmt: skip
+  a = common.parse_arg(
+    arg,
+    variant='243',
+    smoke=False,
+    data='h36m',
+    keypoints='cpn',
+    lifter='mixste',
+    sampling='validation',
+  )
   if a.variant not in FRAMES:
     raise ValueError(f'Unknown D3DP variant {a.variant!r}; valid: {", ".join(FRAMES)}')
   if a.keypoints not in KEYPOINTS:
@@ -90,8 +97,14 @@ def get_config(arg: str | None = None):
     if a.lifter != 'mixste':
       c.model.kwargs.lifter = a.lifter
       c.model.kwargs.lifter_variant = LIFTER_VARIANT[a.lifter]
-  kw = dict(frames=t, stride=t, use_conf=False, flip_aug=True, batch_size=max(1, 1024 // t),
-            eval_batch_size=4)  # fmt: skip
+  kw = dict(
+    frames=t,
+    stride=t,
+    use_conf=False,
+    flip_aug=True,
+    batch_size=max(1, 1024 // t),
+    eval_batch_size=4,
+  )
   if a.data == 'h36m':
     c.data = common.dataset('h36m', config=KEYPOINTS[a.keypoints], **kw)
   elif a.data == 'mpi_inf_3dhp':

@@ -41,17 +41,23 @@ from configs import common
 VARIANTS = ('frame', 'video')
 KEYPOINTS = {'cpn': 'cpn_ft_h36m_dbb', 'gt': 'gt'}
 # (test_num_timesteps N, test_steps n) of the official ymls: seq = range(0, N, N // n).
-TEST_GRID = {('frame', 'cpn'): (24, 2), ('frame', 'gt'): (12, 2), ('video', 'cpn'): (6, 1),
-             ('video', 'gt'): (12, 2)}  # fmt: skip
+TEST_GRID = {
+  ('frame', 'cpn'): (24, 2),
+  ('frame', 'gt'): (12, 2),
+  ('video', 'cpn'): (6, 1),
+  ('video', 'gt'): (12, 2),
+}
 
 REFERENCE = {
   'source': 'DiffPose, CVPR 2023 (arXiv 2211.16940) via research/diffpose.md section 4: the table '
   'values are recollections marked unverified there; the per-action reproduction is a user report '
   '(Diffpose_video issue #2)',
   'frame': {'h36m': {'mpjpe_mm': 49.7, 'p_mpjpe_mm': 31.6}},
-  'video': {'h36m': {'mpjpe_mm': 36.9, 'p_mpjpe_mm': 28.7},
-            'h36m_released_weights_smoking': {'mpjpe_mm': 40.72, 'paper': 37.3}},
-}  # fmt: skip
+  'video': {
+    'h36m': {'mpjpe_mm': 36.9, 'p_mpjpe_mm': 28.7},
+    'h36m_released_weights_smoking': {'mpjpe_mm': 40.72, 'paper': 37.3},
+  },
+}
 
 
 def get_config(arg: str | None = None):
@@ -64,9 +70,14 @@ def get_config(arg: str | None = None):
   c.seed = 19960903
   c.model.name, c.model.variant = 'diffpose', a.variant
   frames = 1 if a.variant == 'frame' else 243
-  kw = dict(frames=frames, stride=frames, use_conf=False, flip_aug=a.variant == 'video',
-            batch_size=1024 if a.variant == 'frame' else 4, eval_batch_size=1024 if frames == 1
-            else 4)  # fmt: skip
+  kw = dict(
+    frames=frames,
+    stride=frames,
+    use_conf=False,
+    flip_aug=a.variant == 'video',
+    batch_size=1024 if a.variant == 'frame' else 4,
+    eval_batch_size=1024 if frames == 1 else 4,
+  )
   if a.data == 'h36m':
     c.data = common.dataset('h36m', config=KEYPOINTS[a.keypoints], **kw)
   else:

@@ -46,9 +46,17 @@ def get_config(arg: str | None = None):
   a, c = common.start(arg, 'glagcn', FRAMES)
   t = FRAMES[a.variant]
   data = 'humaneva' if a.variant.startswith('humaneva') else a.data
-  c.data = common.dataset(data, config=common.h36m_2d(data), frames=t,
-                          stride=1, mode='center', use_conf=False, flip_aug=False,
-                          batch_size=512, eval_batch_size=512)  # fmt: skip
+  c.data = common.dataset(
+    data,
+    config=common.h36m_2d(data),
+    frames=t,
+    stride=1,
+    mode='center',
+    use_conf=False,
+    flip_aug=False,
+    batch_size=512,
+    eval_batch_size=512,
+  )
   c.method.loss.update(mpjpe=1.0)
   c.optim.update(name='adam', lr=0.01, weight_decay=0.0, b1=0.95, b2=0.999, eps=1e-5)
   c.schedule.update(type='cosine', warmup_steps=2000)
@@ -64,5 +72,6 @@ def get_config(arg: str | None = None):
 def get_sweep(arg: str | None = None):
   """Receptive field against accuracy on H36M."""
   del arg
-  return common.zipit(common.sweep('model.variant', ['243', '81', '27']),
-                      common.sweep('data.frames', [243, 81, 27]))  # fmt: skip
+  return common.zipit(
+    common.sweep('model.variant', ['243', '81', '27']), common.sweep('data.frames', [243, 81, 27])
+  )

@@ -64,16 +64,28 @@ def _mixste_recipe(c, data, tpc=False):
 
 
 def _motionbert_recipe(c, data):
-  c.data = common.dataset(data, config=common.h36m_2d(data, 'sh'), frames=243, stride=81,
-                          batch_size=32, eval_batch_size=32)  # fmt: skip
+  c.data = common.dataset(
+    data,
+    config=common.h36m_2d(data, 'sh'),
+    frames=243,
+    stride=81,
+    batch_size=32,
+    eval_batch_size=32,
+  )
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=2e-4, weight_decay=0.01)
   c.train.epochs = 120
 
 
 def _motionagformer_recipe(c, data):
-  c.data = common.dataset(data, config=common.h36m_2d(data, 'sh'), frames=243, stride=81,
-                          batch_size=16, eval_batch_size=16)  # fmt: skip
+  c.data = common.dataset(
+    data,
+    config=common.h36m_2d(data, 'sh'),
+    frames=243,
+    stride=81,
+    batch_size=16,
+    eval_batch_size=16,
+  )
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=5e-4, weight_decay=0.01)
   c.train.epochs = 60

@@ -41,9 +41,16 @@ REFERENCE = {
 def get_config(arg: str | None = None):
   a, c = common.start(arg, 'ktpformer', FRAMES)
   t = FRAMES[a.variant]
-  c.data = common.dataset(a.data, config=common.h36m_2d(a.data), frames=t,
-                          stride=t, use_conf=False, flip_aug=True, batch_size=1024 // 128,
-                          eval_batch_size=4)  # fmt: skip
+  c.data = common.dataset(
+    a.data,
+    config=common.h36m_2d(a.data),
+    frames=t,
+    stride=t,
+    use_conf=False,
+    flip_aug=True,
+    batch_size=1024 // 128,
+    eval_batch_size=4,
+  )
   c.method.loss.update(mpjpe=0.0, w_mpjpe=1.0, temporal_consistency=0.5, velocity=2.0)
   c.optim.update(name='adamw', lr=8e-5, weight_decay=0.1)
   c.schedule.update(type='exponential_epoch', decay=0.99)
@@ -55,6 +62,8 @@ def get_config(arg: str | None = None):
 def get_sweep(arg: str | None = None):
   """Window length against accuracy (the three published F)."""
   del arg
-  return common.zipit(common.sweep('model.variant', list(FRAMES)),
-                      common.sweep('data.frames', list(FRAMES.values())),
-                      common.sweep('data.stride', list(FRAMES.values())))  # fmt: skip
+  return common.zipit(
+    common.sweep('model.variant', list(FRAMES)),
+    common.sweep('data.frames', list(FRAMES.values())),
+    common.sweep('data.stride', list(FRAMES.values())),
+  )

@@ -20,7 +20,7 @@ FRAMES = {'243': 243, '81': 81, '27': 27}
 
 REFERENCE = {
   'source': 'MixSTE, CVPR 2022 (arXiv 2203.00859) Tab. 1-3, recalled in research/mixste.md '
-            'section 3 (40.9 mm confirmed by third parties; the rest unverified)',
+  'section 3 (40.9 mm confirmed by third parties; the rest unverified)',
   '243': {'h36m': {'mpjpe_mm': 40.9, 'p_mpjpe_mm': 32.6, 'mpjpe_gt2d_mm': 21.6}},
   '27': {'mpi_inf_3dhp': {'pck150': 94.4, 'auc': 66.5, 'mpjpe_mm': 54.9}},
 }
@@ -29,8 +29,15 @@ REFERENCE = {
 def get_config(arg: str | None = None):
   a, c = common.start(arg, 'mixste', FRAMES)
   t = FRAMES[a.variant]
-  c.data = common.dataset(a.data, config=common.h36m_2d(a.data), frames=t,
-                          stride=t, use_conf=False, batch_size=max(1, 1024 // t), eval_batch_size=4)
+  c.data = common.dataset(
+    a.data,
+    config=common.h36m_2d(a.data),
+    frames=t,
+    stride=t,
+    use_conf=False,
+    batch_size=max(1, 1024 // t),
+    eval_batch_size=4,
+  )
   c.method.loss.update(mpjpe=0.0, w_mpjpe=1.0, temporal_consistency=0.5, velocity=2.0)
   c.optim.update(name='adamw', lr=4e-5, weight_decay=0.1)
   c.schedule.update(type='exponential_epoch', decay=0.99)
@@ -40,6 +47,8 @@ def get_config(arg: str | None = None):
 
 def get_sweep(arg: str | None = None):
   del arg
-  return common.zipit(common.sweep('model.variant', list(FRAMES)),
-                      common.sweep('data.frames', list(FRAMES.values())),
-                      common.sweep('data.stride', list(FRAMES.values())))
+  return common.zipit(
+    common.sweep('model.variant', list(FRAMES)),
+    common.sweep('data.frames', list(FRAMES.values())),
+    common.sweep('data.stride', list(FRAMES.values())),
+  )

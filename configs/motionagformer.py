@@ -25,14 +25,22 @@ FRAMES_3DHP = {'xs': 27, 's': 81, 'b': 81, 'l': 81}
 # research/motionagformer.md section 3; values marked unverified there are recalled, not checked.
 REFERENCE = {
   'source': 'MotionAGFormer, WACV 2024 (arXiv 2310.16288), Tab. 1 (H36M), Tab. 3 (3DHP)',
-  'xs': {'h36m': {'mpjpe_mm': 45.1, 'p_mpjpe_mm': 36.9, 'mpjpe_gt2d_mm': 28.1},
-         'mpi_inf_3dhp': {'pck150': 98.2, 'auc': 83.5, 'mpjpe_mm': 19.2}},
-  's': {'h36m': {'mpjpe_mm': 42.5, 'p_mpjpe_mm': 35.3, 'mpjpe_gt2d_mm': 26.5},
-        'mpi_inf_3dhp': {'pck150': 98.3, 'auc': 84.5, 'mpjpe_mm': 17.1}},
-  'b': {'h36m': {'mpjpe_mm': 38.4, 'p_mpjpe_mm': 32.6, 'mpjpe_gt2d_mm': 19.4},
-        'mpi_inf_3dhp': {'pck150': 98.3, 'auc': 84.2, 'mpjpe_mm': 18.2}},
-  'l': {'h36m': {'mpjpe_mm': 38.4, 'p_mpjpe_mm': 32.5, 'mpjpe_gt2d_mm': 17.3},
-        'mpi_inf_3dhp': {'pck150': 98.2, 'auc': 85.3, 'mpjpe_mm': 16.2}},
+  'xs': {
+    'h36m': {'mpjpe_mm': 45.1, 'p_mpjpe_mm': 36.9, 'mpjpe_gt2d_mm': 28.1},
+    'mpi_inf_3dhp': {'pck150': 98.2, 'auc': 83.5, 'mpjpe_mm': 19.2},
+  },
+  's': {
+    'h36m': {'mpjpe_mm': 42.5, 'p_mpjpe_mm': 35.3, 'mpjpe_gt2d_mm': 26.5},
+    'mpi_inf_3dhp': {'pck150': 98.3, 'auc': 84.5, 'mpjpe_mm': 17.1},
+  },
+  'b': {
+    'h36m': {'mpjpe_mm': 38.4, 'p_mpjpe_mm': 32.6, 'mpjpe_gt2d_mm': 19.4},
+    'mpi_inf_3dhp': {'pck150': 98.3, 'auc': 84.2, 'mpjpe_mm': 18.2},
+  },
+  'l': {
+    'h36m': {'mpjpe_mm': 38.4, 'p_mpjpe_mm': 32.5, 'mpjpe_gt2d_mm': 17.3},
+    'mpi_inf_3dhp': {'pck150': 98.2, 'auc': 85.3, 'mpjpe_mm': 16.2},
+  },
 }
 
 
@@ -50,8 +58,9 @@ def get_config(arg: str | None = None):
     c.eval.protocol = 'mpi_inf_3dhp'
   elif a.data == 'h36m':
     t = FRAMES[a.variant]
-    c.data = common.dataset('h36m', config='sh', frames=t, stride=t // 3, batch_size=16,
-                        eval_batch_size=16)
+    c.data = common.dataset(
+      'h36m', config='sh', frames=t, stride=t // 3, batch_size=16, eval_batch_size=16
+    )
     c.train.epochs = 60
   else:
     c.data = common.dataset(a.data, frames=FRAMES[a.variant], stride=FRAMES[a.variant] // 3)
@@ -76,6 +85,8 @@ def main_job(c):
 def get_sweep(arg: str | None = None):
   """FLOPs against accuracy: the four variants, each with its own window T."""
   del arg
-  return common.zipit(common.sweep('model.variant', list(FRAMES)),
-                      common.sweep('data.frames', list(FRAMES.values())),
-                      common.sweep('data.stride', [t // 3 for t in FRAMES.values()]))
+  return common.zipit(
+    common.sweep('model.variant', list(FRAMES)),
+    common.sweep('data.frames', list(FRAMES.values())),
+    common.sweep('data.stride', [t // 3 for t in FRAMES.values()]),
+  )

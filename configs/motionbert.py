@@ -24,8 +24,14 @@ REFERENCE = {
 
 def get_config(arg: str | None = None):
   a, c = common.start(arg, 'motionbert', VARIANTS)
-  c.data = common.dataset(a.data, config=common.h36m_2d(a.data, 'sh'), frames=243, stride=81,
-                          batch_size=32, eval_batch_size=32)
+  c.data = common.dataset(
+    a.data,
+    config=common.h36m_2d(a.data, 'sh'),
+    frames=243,
+    stride=81,
+    batch_size=32,
+    eval_batch_size=32,
+  )
   c.method.loss.update(mpjpe=1.0, n_mpjpe=0.5, velocity=20.0)
   c.optim.update(name='adamw', lr=2e-4, weight_decay=0.01)
   c.schedule.update(type='exponential_epoch', decay=0.99)

@@ -35,10 +35,14 @@ KEYPOINTS = {'cpn': 'cpn_ft_h36m_dbb', 'gt': 'gt'}
 # method.kwargs of the three evaluation configs (experiments/{h36m,3dhp,3dpw}.yaml).
 EVAL = {
   'h36m': {'num_samples': 200, 'num_substeps': 10, 'energy_scale': 30.0, 'skip_timesteps': 4},
-  'mpi_inf_3dhp': {'num_samples': 200, 'num_substeps': 10, 'energy_scale': 10.0,
-                   'skip_timesteps': 4},
+  'mpi_inf_3dhp': {
+    'num_samples': 200,
+    'num_substeps': 10,
+    'energy_scale': 10.0,
+    'skip_timesteps': 4,
+  },
   'pw3d': {'num_samples': 200, 'num_substeps': 10, 'energy_scale': 10.0, 'skip_timesteps': 4},
-}  # fmt: skip
+}
 # Chunk strides of the official evaluations (frames).
 EVAL_STRIDE = {'h36m': 160, 'mpi_inf_3dhp': 3, 'pw3d': 35}
 
@@ -64,8 +68,14 @@ def get_config(arg: str | None = None):
   c.model.name, c.model.variant = 'platypose', a.variant
   frames = 256 if a.variant == 'h36m_256' else 1
   # use_conf: the prior reads (B, T, J, 3) (noisy 3D); the engine initialises from kp2d's shape.
-  kw = dict(frames=frames, stride=max(frames // 2, 1), use_conf=True, flip_aug=False,
-            batch_size=64, eval_batch_size=8)  # fmt: skip
+  kw = dict(
+    frames=frames,
+    stride=max(frames // 2, 1),
+    use_conf=True,
+    flip_aug=False,
+    batch_size=64,
+    eval_batch_size=8,
+  )
   if a.data == 'h36m':
     c.data = common.dataset('h36m', config=KEYPOINTS[a.keypoints], **kw)
   else:
@@ -89,5 +99,7 @@ def get_config(arg: str | None = None):
 def get_sweep(arg: str | None = None):
   """The energy scale and the number of samples (the repo's ablation comments)."""
   del arg
-  return common.product(common.sweep('method.kwargs.energy_scale', [10.0, 30.0, 60.0]),
-                        common.sweep('method.kwargs.num_samples', [50, 200]))  # fmt: skip
+  return common.product(
+    common.sweep('method.kwargs.energy_scale', [10.0, 30.0, 60.0]),
+    common.sweep('method.kwargs.num_samples', [50, 200]),
+  )

@@ -76,9 +76,16 @@ def get_config(arg: str | None = None):
       official_batch_position_encoding=False,
       denoiser_skeleton='',
       # The source domain: H36M with CPN 2D, train subjects S1, S5-S8 (cycled).
-      source=common.dataset('h36m', config='cpn_ft_h36m_dbb', frames=t, stride=t,
-                            use_conf=False, flip_aug=False, batch_size=2),
-    )  # fmt: skip
+      source=common.dataset(
+        'h36m',
+        config='cpn_ft_h36m_dbb',
+        frames=t,
+        stride=t,
+        use_conf=False,
+        flip_aug=False,
+        batch_size=2,
+      ),
+    )
   c.optim.update(name='adam', lr=1e-4, weight_decay=0.0)
   c.schedule.update(type='exponential_epoch', decay=0.993)
   c.train.epochs = 40
@@ -87,8 +94,9 @@ def get_config(arg: str | None = None):
     common.smoke(c)  # target: deepmimic (tiny denoiser, 9 frames, batch 8)
     c.eval.protocol = 'h36m'
     with c.method.kwargs.unlocked():
-      c.method.kwargs.update(refiner_dim=8, refiner_heads=2, refiner_hidden=16, refiner_depth=1,
-                             num_hypotheses=2)  # fmt: skip
+      c.method.kwargs.update(
+        refiner_dim=8, refiner_heads=2, refiner_hidden=16, refiner_depth=1, num_hypotheses=2
+      )
       c.method.kwargs.source = common.dataset(
         'deepmimic', frames=c.data.frames, stride=c.data.frames, batch_size=8
       )

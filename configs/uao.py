@@ -29,8 +29,16 @@ REFERENCE = {
 def get_config(arg: str | None = None):
   a, c = common.start(arg, 'uao', VARIANTS, tto=False)
   c.method.name = 'uao'
-  c.data = common.dataset(a.data, config=common.h36m_2d(a.data), frames=1, stride=1,
-                          mode='center', use_conf=False, batch_size=128, eval_batch_size=128)
+  c.data = common.dataset(
+    a.data,
+    config=common.h36m_2d(a.data),
+    frames=1,
+    stride=1,
+    mode='center',
+    use_conf=False,
+    batch_size=128,
+    eval_batch_size=128,
+  )
   c.optim.update(name='adam_amsgrad', lr=1e-3, weight_decay=0.0)
   c.schedule.update(type='exponential_epoch', decay=0.95)
   c.train.epochs = 39

@@ -31,9 +31,16 @@ REFERENCE = {
 def get_config(arg: str | None = None):
   a, c = common.start(arg, 'videopose3d', ('b', 'xs', 's'))
   rf = RECEPTIVE_FIELD[a.variant]
-  c.data = common.dataset(a.data, config=common.h36m_2d(a.data), frames=rf,
-                          stride=1, mode='center', use_conf=False, batch_size=1024,
-                          eval_batch_size=1024)
+  c.data = common.dataset(
+    a.data,
+    config=common.h36m_2d(a.data),
+    frames=rf,
+    stride=1,
+    mode='center',
+    use_conf=False,
+    batch_size=1024,
+    eval_batch_size=1024,
+  )
   c.method.loss.update(mpjpe=1.0)
   c.optim.update(name='adam_amsgrad', lr=1e-3, weight_decay=0.0)
   c.schedule.update(type='exponential_epoch', decay=0.95)
@@ -44,5 +51,7 @@ def get_config(arg: str | None = None):
 def get_sweep(arg: str | None = None):
   """Receptive field against accuracy."""
   del arg
-  return common.zipit(common.sweep('model.variant', list(RECEPTIVE_FIELD)),
-                      common.sweep('data.frames', list(RECEPTIVE_FIELD.values())))
+  return common.zipit(
+    common.sweep('model.variant', list(RECEPTIVE_FIELD)),
+    common.sweep('data.frames', list(RECEPTIVE_FIELD.values())),
+  )

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
   cmd, rest = argv[0], argv[1:]
   if cmd not in COMMANDS:
-    print(f'jaxpose: unknown command {cmd!r}; valid commands: {", ".join(COMMANDS)}', file=sys.stderr)
+    print(
+      f'jaxpose: unknown command {cmd!r}; valid commands: {", ".join(COMMANDS)}', file=sys.stderr
+    )
     return 2
   module = importlib.import_module(COMMANDS[cmd][0])
   rc = module.main([cmd, *rest])

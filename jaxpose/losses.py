@@ -22,7 +22,25 @@ from jaxpose import metrics
 from jaxpose.geometry import camera
 
 # MixSTE / D3DP per-joint weights in H36M-17 order (feet and wrists heavy); see research/mixste.md.
-MIXSTE_JOINT_WEIGHTS = (1.0, 1.0, 2.5, 2.5, 1.0, 2.5, 2.5, 1.0, 1.0, 1.0, 1.5, 1.5, 4.0, 4.0, 1.5, 4.0, 4.0)
+MIXSTE_JOINT_WEIGHTS = (
+  1.0,
+  1.0,
+  2.5,
+  2.5,
+  1.0,
+  2.5,
+  2.5,
+  1.0,
+  1.0,
+  1.0,
+  1.5,
+  1.5,
+  4.0,
+  4.0,
+  1.5,
+  4.0,
+  4.0,
+)
 
 
 def _time_mean(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -67,8 +85,9 @@ def velocity(pred: jax.Array, batch: Mapping[str, jax.Array]) -> jax.Array:
   return _time_mean(metrics.mpjve(pred, batch['pose3d_cam']), _pairs(batch))
 
 
-def temporal_consistency(pred: jax.Array, batch: Mapping[str, jax.Array],
-                         joint_weights=MIXSTE_JOINT_WEIGHTS) -> jax.Array:
+def temporal_consistency(
+  pred: jax.Array, batch: Mapping[str, jax.Array], joint_weights=MIXSTE_JOINT_WEIGHTS
+) -> jax.Array:
   """MixSTE TC loss: mean of w_j * (pred_{t+1} - pred_t)^2, elementwise (squared, not a norm). (B,)"""
   w = jnp.asarray(joint_weights, pred.dtype)[:, None]
   d = jnp.diff(pred, axis=1) ** 2 * w  # (B, T-1, J, 3), a smoothness prior on the prediction

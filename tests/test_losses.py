@@ -14,7 +14,9 @@ def _batch(b=2, t=6, seed=0):
   return {'pose3d_cam': jnp.asarray(gt), 'valid': jnp.ones((b, t), bool)}
 
 
-@pytest.mark.parametrize('name', ['mpjpe', 'w_mpjpe', 'n_mpjpe', 'velocity', 'temporal_consistency'])
+@pytest.mark.parametrize(
+  'name', ['mpjpe', 'w_mpjpe', 'n_mpjpe', 'velocity', 'temporal_consistency']
+)
 def test_terms_are_per_sample_and_zero_at_target(name):
   batch = _batch()
   term = losses.get(name)
@@ -66,9 +68,11 @@ def test_reprojection_loss_zero_for_the_true_pose():
   batch = {
     'pose3d_cam': jnp.asarray(pose_abs - pose_abs[..., :1, :]),
     'pose3d_root': jnp.asarray(pose_abs[..., :1, :]),
-    'kp2d_norm': jnp.asarray(kp2d), 'valid': jnp.ones((b, t), bool),
+    'kp2d_norm': jnp.asarray(kp2d),
+    'valid': jnp.ones((b, t), bool),
     'cam_intrinsics': jnp.asarray(np.tile(k_px, (b, 1))),
-    'res_w': jnp.full((b,), w), 'res_h': jnp.full((b,), h),
+    'res_w': jnp.full((b,), w),
+    'res_h': jnp.full((b,), h),
   }
   np.testing.assert_allclose(losses.reprojection_2d(batch['pose3d_cam'], batch), 0.0, atol=1e-5)
   assert float(losses.reprojection_2d(batch['pose3d_cam'] * 1.2, batch).min()) > 1e-3

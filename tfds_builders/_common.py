@@ -158,8 +158,9 @@ def make_example(
 
 def camera_vectors(cam: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
   """(cam_intrinsics (9,) pixels, cam_extrinsics (7,)) of a `geometry.camera.h36m_cameras()` entry."""
-  intr = np.concatenate([cam['focal_length'], cam['center'], cam['radial_distortion'],
-                         cam['tangential_distortion']])  # fmt: skip
+  intr = np.concatenate(
+    [cam['focal_length'], cam['center'], cam['radial_distortion'], cam['tangential_distortion']]
+  )
   extr = np.concatenate([cam['orientation'], cam['translation']])
   return intr.astype(np.float32), extr.astype(np.float32)
 

@@ -8,5 +8,15 @@ from configs.data import block
 
 
 def get(**kw):
-  return block(dict(name='h36m', config='', train_split='train', eval_split='test',
-                    skeleton='h36m17', num_joints=17, fps=50.0), kw)  # fmt: skip
+  return block(
+    dict(
+      name='h36m',
+      config='',
+      train_split='train',
+      eval_split='test',
+      skeleton='h36m17',
+      num_joints=17,
+      fps=50.0,
+    ),
+    kw,
+  )

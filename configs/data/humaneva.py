@@ -9,5 +9,15 @@ from configs.data import block
 
 def get(**kw):
   j = 17 if kw.get('config') == 'detectron_pt_coco' else 15
-  return block(dict(name='humaneva', config='', train_split='train', eval_split='test',
-                    skeleton='humaneva15', num_joints=j, fps=60.0), kw)  # fmt: skip
+  return block(
+    dict(
+      name='humaneva',
+      config='',
+      train_split='train',
+      eval_split='test',
+      skeleton='humaneva15',
+      num_joints=j,
+      fps=60.0,
+    ),
+    kw,
+  )

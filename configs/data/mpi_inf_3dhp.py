@@ -9,5 +9,15 @@ from configs.data import block
 
 
 def get(**kw):
-  return block(dict(name='mpi_inf_3dhp', config='', train_split='train', eval_split='test',
-                    skeleton='mpi3dhp17', num_joints=17, fps=50.0), kw)  # fmt: skip
+  return block(
+    dict(
+      name='mpi_inf_3dhp',
+      config='',
+      train_split='train',
+      eval_split='test',
+      skeleton='mpi3dhp17',
+      num_joints=17,
+      fps=50.0,
+    ),
+    kw,
+  )

@@ -4,5 +4,15 @@ from configs.data import block
 
 
 def get(**kw):
-  return block(dict(name='pw3d', config='', train_split='train', eval_split='test',
-                    skeleton='smpl24', num_joints=24, fps=30.0), kw)  # fmt: skip
+  return block(
+    dict(
+      name='pw3d',
+      config='',
+      train_split='train',
+      eval_split='test',
+      skeleton='smpl24',
+      num_joints=24,
+      fps=30.0,
+    ),
+    kw,
+  )

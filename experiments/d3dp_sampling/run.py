@@ -43,18 +43,24 @@ def main():
   p.add_argument('--depth', type=int, default=8)
   args = p.parse_args()
 
-  model = models.build('d3dp', num_frames=args.frames,
-                       lifter_kwargs=(('dim', args.dim), ('depth', args.depth)))  # fmt: skip
+  model = models.build(
+    'd3dp', num_frames=args.frames, lifter_kwargs=(('dim', args.dim), ('depth', args.depth))
+  )
   b, t = args.batch, args.frames
   kp2d = jax.random.uniform(jax.random.key(1), (b, t, 17, 2), minval=-0.5, maxval=0.5)
   abstract = abstract_variables(model, jax.ShapeDtypeStruct((1, t, 17, 5), jnp.float32))
-  one_call = count_macs(lambda v, x: model.apply(v, x, train=False), abstract,
-                        jax.ShapeDtypeStruct((1, t, 17, 5), jnp.float32)).total  # fmt: skip
+  one_call = count_macs(
+    lambda v, x: model.apply(v, x, train=False),
+    abstract,
+    jax.ShapeDtypeStruct((1, t, 17, 5), jnp.float32),
+  ).total
   timed = set(_pairs(args.time))
   variables = None
-  print(f'device: {jax.devices()[0].device_kind}, {os.cpu_count()} cores visible, load average '
-        f'{os.getloadavg()[0]:.1f}; MixSTE denoiser dim {args.dim}, depth {args.depth}, T = {t}, '
-        f'B = {b}; one denoiser call {one_call / 1e9:.2f} G MACs')  # fmt: skip
+  print(
+    f'device: {jax.devices()[0].device_kind}, {os.cpu_count()} cores visible, load average '
+    f'{os.getloadavg()[0]:.1f}; MixSTE denoiser dim {args.dim}, depth {args.depth}, T = {t}, '
+    f'B = {b}; one denoiser call {one_call / 1e9:.2f} G MACs'
+  )
   print(
     '| H | K | denoiser calls | G MACs / window | M MACs / pose | s / call | poses/s | compile s |'
   )

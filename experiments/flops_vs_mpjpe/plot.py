@@ -226,8 +226,9 @@ def plot(points, ours, rows, out_png: pathlib.Path, convention: str, dataset: st
   ax.set_ylabel(f'MPJPE (mm, {dataset})')
   ax.set_title('Accuracy vs cost; bubble area ~ parameters')
   if not points and not placed:
-    ax.text(0.5, 0.5, 'no model with both MACs and a reference MPJPE', ha='center',
-            transform=ax.transAxes)  # fmt: skip
+    ax.text(
+      0.5, 0.5, 'no model with both MACs and a reference MPJPE', ha='center', transform=ax.transAxes
+    )
   if ax.get_legend_handles_labels()[0]:
     ax.legend(loc='upper right', fontsize=8)
   ax.grid(alpha=0.3, which='both')
@@ -248,8 +249,11 @@ def markdown(points, ours) -> str:
       f'{p["macs_per_frame"] / 1e6:.1f} | {p["mpjpe_mm"]:.1f} | {p["source"]} |'
     )
   if ours:
-    lines += ['', '| ours: workdir | model | variant | dataset | best eval/mpjpe_mm |',
-              '|---|---|---|---|---|']  # fmt: skip
+    lines += [
+      '',
+      '| ours: workdir | model | variant | dataset | best eval/mpjpe_mm |',
+      '|---|---|---|---|---|',
+    ]
     lines += [
       f'| {o["workdir"]} | {o["model"]} | {o["variant"]} | {o["dataset"]} | {o["mpjpe_mm"]:.1f} |'
       for o in ours

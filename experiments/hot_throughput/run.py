@@ -34,13 +34,20 @@ from jaxpose.models import hot
 
 # (label, (name, variant)) rows; the first row of a pair is the backbone.
 PAIRS = {
-  'mixste': [('MixSTE', ('mixste', '243')), ('HoT-MixSTE', ('hot', 'hot_mixste')),
-             ('TPC-MixSTE', ('hot', 'tpc_mixste'))],
-  'motionbert': [('MotionBERT-Lite', ('motionbert', 'lite')),
-                 ('HoT-MotionBERT', ('hot', 'hot_motionbert'))],
-  'motionagformer': [('MotionAGFormer-B', ('motionagformer', 'b')),
-                     ('HoT-MotionAGFormer', ('hot', 'hot_motionagformer'))],
-}  # fmt: skip
+  'mixste': [
+    ('MixSTE', ('mixste', '243')),
+    ('HoT-MixSTE', ('hot', 'hot_mixste')),
+    ('TPC-MixSTE', ('hot', 'tpc_mixste')),
+  ],
+  'motionbert': [
+    ('MotionBERT-Lite', ('motionbert', 'lite')),
+    ('HoT-MotionBERT', ('hot', 'hot_motionbert')),
+  ],
+  'motionagformer': [
+    ('MotionAGFormer-B', ('motionagformer', 'b')),
+    ('HoT-MotionAGFormer', ('hot', 'hot_motionagformer')),
+  ],
+}
 
 # Field holding T in each backbone (to run the pairs at a shorter clip with --frames).
 _FRAMES_FIELD = {'mixste': 'num_frames', 'motionbert': 'maxlen', 'motionagformer': 'n_frames'}
@@ -124,10 +131,13 @@ def time_pair(members: list[dict], args) -> None:
         times[id(m)].append(time.perf_counter() - t0)
     for m in members:
       ts = times[id(m)]
-      m['row'].update({f'{kind}_step_s': float(np.median(ts)), f'{kind}_min_s': min(ts),
-                       f'{kind}_times_s': ts})  # fmt: skip
-      print(f'  {m["row"]["model"]}: {kind} median {np.median(ts):.3f} s (min {min(ts):.3f})',
-            flush=True)  # fmt: skip
+      m['row'].update(
+        {f'{kind}_step_s': float(np.median(ts)), f'{kind}_min_s': min(ts), f'{kind}_times_s': ts}
+      )
+      print(
+        f'  {m["row"]["model"]}: {kind} median {np.median(ts):.3f} s (min {min(ts):.3f})',
+        flush=True,
+      )
 
 
 def table(rows: list[dict], pairs: dict) -> str:

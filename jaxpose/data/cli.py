@@ -26,8 +26,9 @@ def _parser() -> argparse.ArgumentParser:
   b.add_argument('name', help='h36m | mpi_inf_3dhp | humaneva | pw3d | deepmimic')
   b.add_argument('--config', default=None, help="builder config ('all' = every config)")
   b.add_argument('--manual_dir', default=None, help='folder holding the official files')
-  b.add_argument('--data_dir', default=None, help='output root (default $JAXPOSE_DATA_DIR or '
-                 '~/jaxpose_datasets)')  # fmt: skip
+  b.add_argument(
+    '--data_dir', default=None, help='output root (default $JAXPOSE_DATA_DIR or ~/jaxpose_datasets)'
+  )
   b.add_argument('--overwrite', action='store_true', help='rebuild an existing dataset')
   ls = sub.add_parser('list', help='datasets, configs and what is built')
   ls.add_argument('--data_dir', default=None)
@@ -83,8 +84,15 @@ def bench(
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()  # grain workers read absl flags
   build_lib.ensure_built('deepmimic', data_dir)
-  cfg = dict(name='deepmimic', data_dir=data_dir or '', frames=frames, stride=stride, mode=mode,
-             batch_size=batch_size, num_workers=num_workers)  # fmt: skip
+  cfg = dict(
+    name='deepmimic',
+    data_dir=data_dir or '',
+    frames=frames,
+    stride=stride,
+    mode=mode,
+    batch_size=batch_size,
+    num_workers=num_workers,
+  )
   t0 = time.time()
   it = pipeline.train_iterator(cfg, seed=0)
   next(it)
@@ -95,16 +103,27 @@ def bench(
   dt = time.time() - t1
   if hasattr(it, 'close'):
     it.close()
-  return {'windows_per_s': batches * batch_size / dt, 'batches_per_s': batches / dt,
-          'setup_s': setup, 'train_windows': pipeline.num_windows(cfg)}  # fmt: skip
+  return {
+    'windows_per_s': batches * batch_size / dt,
+    'batches_per_s': batches / dt,
+    'setup_s': setup,
+    'train_windows': pipeline.num_windows(cfg),
+  }
 
 
 def _bench(args) -> int:
   import tensorflow_datasets as tfds
 
   tfds.disable_progress_bar()
-  r = bench(args.data_dir, args.frames, args.stride, args.mode, args.batch_size, args.num_workers,
-            args.batches)  # fmt: skip
+  r = bench(
+    args.data_dir,
+    args.frames,
+    args.stride,
+    args.mode,
+    args.batch_size,
+    args.num_workers,
+    args.batches,
+  )
   print(
     f'deepmimic train pipeline: T={args.frames} {args.mode} stride={args.stride} '
     f'batch={args.batch_size} workers={args.num_workers}: {r["windows_per_s"]:.0f} windows/s '

@@ -33,8 +33,23 @@ import numpy as np
 
 FPS = 50.0
 URDF_SCALE = 0.25
-CLIPS = ('backflip', 'cartwheel', 'crawl', 'dance_a', 'dance_b', 'getup_facedown', 'getup_faceup',
-         'jump', 'kick', 'punch', 'roll', 'run', 'spin', 'spinkick', 'walk')  # fmt: skip
+CLIPS = (
+  'backflip',
+  'cartwheel',
+  'crawl',
+  'dance_a',
+  'dance_b',
+  'getup_facedown',
+  'getup_faceup',
+  'jump',
+  'kick',
+  'punch',
+  'roll',
+  'run',
+  'spin',
+  'spinkick',
+  'walk',
+)
 # Held out for testing: locomotion (walk; run stays in train), an upper-body strike (punch; kick
 # and spinkick stay in train) and an acrobatic, partly inverted motion (cartwheel; backflip and
 # roll stay in train). 307 of the 1,684 frames at 50 Hz.
@@ -45,24 +60,94 @@ CAMERA_SUBJECT = 'S9'
 
 # Layout of one keyframe: (name, first index, kind) with kind 'quat' (4 values) or 'angle' (1).
 _CHANNELS = (
-  ('chest', 8, 'quat'), ('neck', 12, 'quat'), ('right_hip', 16, 'quat'),
-  ('right_knee', 20, 'angle'), ('right_ankle', 21, 'quat'), ('right_shoulder', 25, 'quat'),
-  ('right_elbow', 29, 'angle'), ('left_hip', 30, 'quat'), ('left_knee', 34, 'angle'),
-  ('left_ankle', 35, 'quat'), ('left_shoulder', 39, 'quat'), ('left_elbow', 43, 'angle'),
-)  # fmt: skip
+  ('chest', 8, 'quat'),
+  ('neck', 12, 'quat'),
+  ('right_hip', 16, 'quat'),
+  ('right_knee', 20, 'angle'),
+  ('right_ankle', 21, 'quat'),
+  ('right_shoulder', 25, 'quat'),
+  ('right_elbow', 29, 'angle'),
+  ('left_hip', 30, 'quat'),
+  ('left_knee', 34, 'angle'),
+  ('left_ankle', 35, 'quat'),
+  ('left_shoulder', 39, 'quat'),
+  ('left_elbow', 43, 'angle'),
+)
 FRAME_SIZE = 44
 # Kinematic order (parents before children), as in the URDF.
-_JOINTS = ('root', 'chest', 'neck', 'right_hip', 'right_knee', 'right_ankle', 'right_shoulder',
-           'right_elbow', 'right_wrist', 'left_hip', 'left_knee', 'left_ankle', 'left_shoulder',
-           'left_elbow', 'left_wrist')  # fmt: skip
+_JOINTS = (
+  'root',
+  'chest',
+  'neck',
+  'right_hip',
+  'right_knee',
+  'right_ankle',
+  'right_shoulder',
+  'right_elbow',
+  'right_wrist',
+  'left_hip',
+  'left_knee',
+  'left_ankle',
+  'left_shoulder',
+  'left_elbow',
+  'left_wrist',
+)
 # H36M-17 index -> humanoid joint, or a derived point.
-_TO_H36M = ('root', 'right_hip', 'right_knee', 'right_ankle', 'left_hip', 'left_knee', 'left_ankle',
-            'chest', 'neck', 'nose', 'head', 'left_shoulder', 'left_elbow', 'left_wrist',
-            'right_shoulder', 'right_elbow', 'right_wrist')  # fmt: skip
+_TO_H36M = (
+  'root',
+  'right_hip',
+  'right_knee',
+  'right_ankle',
+  'left_hip',
+  'left_knee',
+  'left_ankle',
+  'chest',
+  'neck',
+  'nose',
+  'head',
+  'left_shoulder',
+  'left_elbow',
+  'left_wrist',
+  'right_shoulder',
+  'right_elbow',
+  'right_wrist',
+)
 # VideoPose3D's 17 of the raw 32 H36M joints, and the raw parents (to fill the 15 static joints).
 KEEP_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
-H36M32_PARENTS = (-1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19,
-                  22, 12, 24, 25, 26, 27, 28, 27, 30)  # fmt: skip
+H36M32_PARENTS = (
+  -1,
+  0,
+  1,
+  2,
+  3,
+  4,
+  0,
+  6,
+  7,
+  8,
+  9,
+  0,
+  11,
+  12,
+  13,
+  14,
+  12,
+  16,
+  17,
+  18,
+  19,
+  20,
+  19,
+  22,
+  12,
+  24,
+  25,
+  26,
+  27,
+  28,
+  27,
+  30,
+)
 
 
 def pybullet_data_dir() -> pathlib.Path:

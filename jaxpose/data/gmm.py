@@ -70,8 +70,9 @@ def _peaks(hm: jax.Array, k: int, radius: float, min_peak: float) -> tuple[jax.A
   return xy, ok.at[0].set(True)
 
 
-def _em(hm: jax.Array, k: int, iters: int, min_std: float, radius: float,
-        min_peak: float) -> jax.Array:  # fmt: skip
+def _em(
+  hm: jax.Array, k: int, iters: int, min_std: float, radius: float, min_peak: float
+) -> jax.Array:
   """Weighted diagonal-covariance EM on one heatmap: (H, W) -> (K, 5) [w, mx, my, sx, sy].
 
   Kernels whose initial peak is not a real mode start (and stay) at weight 0 with the first
@@ -228,8 +229,12 @@ def validate(mix: np.ndarray, file: Any = '', key: str = '', num_joints: int | N
     raise DataFormatError(file, key, 'finite values', 'NaN or inf')
   w = arr[..., 0]
   if (w < 0).any() or not np.allclose(w.sum(-1), 1.0, atol=1e-4):
-    raise DataFormatError(file, key, 'kernel weights >= 0 summing to 1 over K',
-                          f'sums in [{w.sum(-1).min():.4g}, {w.sum(-1).max():.4g}]')  # fmt: skip
+    raise DataFormatError(
+      file,
+      key,
+      'kernel weights >= 0 summing to 1 over K',
+      f'sums in [{w.sum(-1).min():.4g}, {w.sum(-1).max():.4g}]',
+    )
   if (arr[..., 3:5] <= 0).any():
     raise DataFormatError(file, key, 'positive scales (columns 3:5)', 'a scale <= 0')
   return arr
@@ -256,18 +261,26 @@ def write_file(
   for s, acts in positions_2d.items():
     clean[s] = {}
     for a, views in acts.items():
-      clean[s][a] = [None if v is None else validate(v, path, f'positions_2d[{s!r}][{a!r}][{i}]')
-                     for i, v in enumerate(views)]  # fmt: skip
+      clean[s][a] = [
+        None if v is None else validate(v, path, f'positions_2d[{s!r}][{a!r}][{i}]')
+        for i, v in enumerate(views)
+      ]
       shapes |= {v.shape[1:3] for v in clean[s][a] if v is not None}
   if len(shapes) > 1:
     raise DataFormatError(path, 'positions_2d', 'one (J, K) for every array', str(sorted(shapes)))
   j, k = shapes.pop() if shapes else (0, 0)
-  meta = {'format': FORMAT, 'num_joints': j, 'num_kernels': k, 'method': method,
-          'keypoints_symmetry': keypoints_symmetry,
-          'units': {'w': 'weight', 'mu': 'pixels', 's': 'normalised screen units (2 / width)'}}  # fmt: skip
+  meta = {
+    'format': FORMAT,
+    'num_joints': j,
+    'num_kernels': k,
+    'method': method,
+    'keypoints_symmetry': keypoints_symmetry,
+    'units': {'w': 'weight', 'mu': 'pixels', 's': 'normalised screen units (2 / width)'},
+  }
   tmp = path.with_name(path.name + '.tmp.npz')
-  np.savez_compressed(tmp, positions_2d=np.array(clean, dtype=object),
-                      metadata=np.array(meta, dtype=object))  # fmt: skip
+  np.savez_compressed(
+    tmp, positions_2d=np.array(clean, dtype=object), metadata=np.array(meta, dtype=object)
+  )
   tmp.replace(path)  # never leave a partial file under the final name
   return path
 
@@ -279,8 +292,13 @@ def read_file(path: str | pathlib.Path) -> dict[str, dict[str, list[np.ndarray |
   for s, acts in pos.items():
     if not isinstance(acts, Mapping):
       raise DataFormatError(path, f'positions_2d[{s!r}]', 'a dict of actions', type(acts).__name__)
-    out[s] = {a: [None if v is None else validate(v, path, f'positions_2d[{s!r}][{a!r}][{i}]')
-                  for i, v in enumerate(views)] for a, views in acts.items()}  # fmt: skip
+    out[s] = {
+      a: [
+        None if v is None else validate(v, path, f'positions_2d[{s!r}][{a!r}][{i}]')
+        for i, v in enumerate(views)
+      ]
+      for a, views in acts.items()
+    }
   return out
 
 
@@ -337,8 +355,14 @@ def main(argv: Sequence[str] | None = None) -> None:
   p.add_argument('--broad-std-px', type=float, default=20.0)
   p.add_argument('--swap-prob', type=float, default=0.5)
   a = p.parse_args(argv)
-  out = convert_vp3d_file(a.src, a.dst, conf_file=a.conf, std_px=a.std_px,
-                          broad_std_px=a.broad_std_px, swap_prob=a.swap_prob)  # fmt: skip
+  out = convert_vp3d_file(
+    a.src,
+    a.dst,
+    conf_file=a.conf,
+    std_px=a.std_px,
+    broad_std_px=a.broad_std_px,
+    swap_prob=a.swap_prob,
+  )
   print(f'wrote {out}')
 
 

@@ -51,10 +51,25 @@ from jaxpose.data.windows import reassemble  # noqa: F401  (part of the pipeline
 from jaxpose.geometry import skeleton
 
 Example = dict[str, Any]
-_DEFAULTS = dict(name='deepmimic', config='', data_dir='', train_split='train', eval_split='test',
-                 skeleton='h36m17', num_joints=17, frames=27, stride=27, mode='seq2seq',
-                 use_conf=True, flip_aug=True, batch_size=16, eval_batch_size=16, num_workers=0,
-                 fps=50.0, window_targets=False)  # fmt: skip
+_DEFAULTS = dict(
+  name='deepmimic',
+  config='',
+  data_dir='',
+  train_split='train',
+  eval_split='test',
+  skeleton='h36m17',
+  num_joints=17,
+  frames=27,
+  stride=27,
+  mode='seq2seq',
+  use_conf=True,
+  flip_aug=True,
+  batch_size=16,
+  eval_batch_size=16,
+  num_workers=0,
+  fps=50.0,
+  window_targets=False,
+)
 
 
 def _get(data_cfg: Any, key: str) -> Any:
@@ -84,8 +99,9 @@ class Spec:
 
 
 def _store(data_cfg: Any, split: str) -> sources.SequenceStore:
-  return sources.get_store(_get(data_cfg, 'name'), _get(data_cfg, 'config'), split,
-                           _get(data_cfg, 'data_dir'))  # fmt: skip
+  return sources.get_store(
+    _get(data_cfg, 'name'), _get(data_cfg, 'config'), split, _get(data_cfg, 'data_dir')
+  )
 
 
 def make_spec(data_cfg: Any, split: str, store: sources.SequenceStore | None = None) -> Spec:
@@ -110,12 +126,20 @@ def make_spec(data_cfg: Any, split: str, store: sources.SequenceStore | None = N
       f'input (2D) joints ({lay2}); set data.num_joints={j2}'
     )
   return Spec(
-    name=store.name, config=store.config, data_dir=store.data_dir, split=split,
-    frames=int(_get(data_cfg, 'frames')), stride=int(_get(data_cfg, 'stride')),
-    mode=str(_get(data_cfg, 'mode')), use_conf=bool(_get(data_cfg, 'use_conf')),
-    flip_aug=bool(_get(data_cfg, 'flip_aug')), layout_2d=lay2, layout_3d=lay3,
-    root=skeleton.get(lay3).root, window_targets=bool(_get(data_cfg, 'window_targets')),
-  )  # fmt: skip
+    name=store.name,
+    config=store.config,
+    data_dir=store.data_dir,
+    split=split,
+    frames=int(_get(data_cfg, 'frames')),
+    stride=int(_get(data_cfg, 'stride')),
+    mode=str(_get(data_cfg, 'mode')),
+    use_conf=bool(_get(data_cfg, 'use_conf')),
+    flip_aug=bool(_get(data_cfg, 'flip_aug')),
+    layout_2d=lay2,
+    layout_3d=lay3,
+    root=skeleton.get(lay3).root,
+    window_targets=bool(_get(data_cfg, 'window_targets')),
+  )
 
 
 class WindowSource:

@@ -24,17 +24,63 @@ import numpy as np
 DEFECTS = ('npz_key', 'structure', 'joints', 'nan')
 
 # A standing H36M-17 pose, world frame (z up), metres, facing -y; right side at -x.
-_H36M17_TEMPLATE = np.array([
-  [0.0, 0.0, 0.92], [-0.13, 0.0, 0.92], [-0.14, 0.0, 0.48], [-0.15, 0.05, 0.07],
-  [0.13, 0.0, 0.92], [0.14, 0.0, 0.48], [0.15, 0.05, 0.07], [0.0, 0.0, 1.15],
-  [0.0, 0.0, 1.40], [0.0, -0.05, 1.50], [0.0, 0.0, 1.62], [0.17, 0.0, 1.38],
-  [0.20, 0.0, 1.10], [0.22, -0.05, 0.85], [-0.17, 0.0, 1.38], [-0.20, 0.0, 1.10],
-  [-0.22, -0.05, 0.85],
-])  # fmt: skip
+_H36M17_TEMPLATE = np.array(
+  [
+    [0.0, 0.0, 0.92],
+    [-0.13, 0.0, 0.92],
+    [-0.14, 0.0, 0.48],
+    [-0.15, 0.05, 0.07],
+    [0.13, 0.0, 0.92],
+    [0.14, 0.0, 0.48],
+    [0.15, 0.05, 0.07],
+    [0.0, 0.0, 1.15],
+    [0.0, 0.0, 1.40],
+    [0.0, -0.05, 1.50],
+    [0.0, 0.0, 1.62],
+    [0.17, 0.0, 1.38],
+    [0.20, 0.0, 1.10],
+    [0.22, -0.05, 0.85],
+    [-0.17, 0.0, 1.38],
+    [-0.20, 0.0, 1.10],
+    [-0.22, -0.05, 0.85],
+  ]
+)
 _KEEP_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 # Raw H36M-32 parents: the 15 static joints copy their parent.
-_H36M32_PARENTS = (-1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19,
-                   22, 12, 24, 25, 26, 27, 28, 27, 30)  # fmt: skip
+_H36M32_PARENTS = (
+  -1,
+  0,
+  1,
+  2,
+  3,
+  4,
+  0,
+  6,
+  7,
+  8,
+  9,
+  0,
+  11,
+  12,
+  13,
+  14,
+  12,
+  16,
+  17,
+  18,
+  19,
+  20,
+  19,
+  22,
+  12,
+  24,
+  25,
+  26,
+  27,
+  28,
+  27,
+  30,
+)
 H36M_SYMMETRY = [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
 COCO_SYMMETRY = [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]
 
@@ -99,9 +145,14 @@ def _check_defect(defect: str | None) -> None:
 
 
 H36M_ACTIONS = {
-  'S1': ('Walking', 'Directions 1'), 'S5': ('Eating',), 'S6': ('Walking 1',), 'S7': ('Greeting',),
-  'S8': ('Sitting 1',), 'S9': ('Walking', 'Greeting 1'), 'S11': ('Directions', 'Directions 1'),
-}  # fmt: skip
+  'S1': ('Walking', 'Directions 1'),
+  'S5': ('Eating',),
+  'S6': ('Walking 1',),
+  'S7': ('Greeting',),
+  'S8': ('Sitting 1',),
+  'S9': ('Walking', 'Greeting 1'),
+  'S11': ('Directions', 'Directions 1'),
+}
 
 
 def write_h36m_vp3d(
@@ -185,9 +236,19 @@ def write_h36m_sh(
   }
   data: dict[str, dict[str, Any]] = {}
   for split, vids in videos.items():
-    cols: dict[str, list] = {k: [] for k in ('joint_2d', 'confidence', 'joint3d_image',
-                                             'camera_name', 'source', 'joints_2.5d_image',
-                                             '2.5d_factor', 'action')}  # fmt: skip
+    cols: dict[str, list] = {
+      k: []
+      for k in (
+        'joint_2d',
+        'confidence',
+        'joint3d_image',
+        'camera_name',
+        'source',
+        'joints_2.5d_image',
+        '2.5d_factor',
+        'action',
+      )
+    }
     for i, (subject, act, subact, ci) in enumerate(vids):
       t = num_frames + 5 * i
       cam = cams[subject][ci]
@@ -319,9 +380,11 @@ def write_mpi_inf_3dhp(
 
 
 HUMANEVA_SEQS = {
-  'Train/S1': ('Walking 1 chunk0', 'Jog 1 chunk0'), 'Train/S2': ('Box 1 chunk0',),
-  'Validate/S1': ('Walking 1 chunk0',), 'Validate/S3': ('Jog 1 chunk0', 'Jog 1 chunk1'),
-}  # fmt: skip
+  'Train/S1': ('Walking 1 chunk0', 'Jog 1 chunk0'),
+  'Train/S2': ('Box 1 chunk0',),
+  'Validate/S1': ('Walking 1 chunk0',),
+  'Validate/S3': ('Jog 1 chunk0', 'Jog 1 chunk1'),
+}
 
 
 def write_humaneva(
@@ -339,21 +402,28 @@ def write_humaneva(
   out_dir = pathlib.Path(out_dir)
   pos3d: dict[str, dict[str, np.ndarray]] = {}
   for i, (subject, actions) in enumerate(HUMANEVA_SEQS.items()):
-    pos3d[subject] = {a: motion(num_frames + 2 * j + i, 15, seed=60 + 3 * i + j)
-                      for j, a in enumerate(actions)}  # fmt: skip
+    pos3d[subject] = {
+      a: motion(num_frames + 2 * j + i, 15, seed=60 + 3 * i + j) for j, a in enumerate(actions)
+    }
   paths = {}
   rng = np.random.default_rng(3)
   for src in sources:
     j = 17 if src == 'detectron_pt_coco' else 15
     pos2d: dict[str, Any] = {
-      s: {a: [rng.uniform(100, 500, (len(v), j, 2)).astype(np.float32) for _ in range(3)]
-          for a, v in acts.items()}
+      s: {
+        a: [rng.uniform(100, 500, (len(v), j, 2)).astype(np.float32) for _ in range(3)]
+        for a, v in acts.items()
+      }
       for s, acts in pos3d.items()
-    }  # fmt: skip
+    }
     if src == 'detectron_pt_coco':
       pos2d['Unlabeled/Train/S4'] = {'Walking 1 chunk0': [np.zeros((5, 17, 2), np.float32)] * 3}
-    meta = {'num_joints': j, 'keypoints_symmetry': COCO_SYMMETRY if j == 17 else
-            [[2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]]}  # fmt: skip
+    meta = {
+      'num_joints': j,
+      'keypoints_symmetry': COCO_SYMMETRY
+      if j == 17
+      else [[2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]],
+    }
     if j == 17:
       meta['layout_name'] = 'coco'
     if defect == 'joints' and src == 'gt':
@@ -371,9 +441,10 @@ def write_humaneva(
 
 
 PW3D_SEQS = {
-  'train': ('courtyard_arguing_00',), 'validation': ('downtown_walking_00',),
+  'train': ('courtyard_arguing_00',),
+  'validation': ('downtown_walking_00',),
   'test': ('outdoors_fencing_01', 'flat_guitar_01'),
-}  # fmt: skip
+}
 
 
 def write_3dpw(
@@ -404,11 +475,18 @@ def write_3dpw(
         cam_poses[f, :3, 3] = [0.0, 0.9, 4.0]
         cam_poses[f, 3, 3] = 1.0
       d: dict[str, Any] = {
-        'sequence': seq, 'cam_poses': cam_poses,
+        'sequence': seq,
+        'cam_poses': cam_poses,
         'cam_intrinsics': np.array([[1961.0, 0, 540.0], [0, 1969.0, 960.0], [0, 0, 1]]),
-        'img_frame_ids': np.arange(n), 'jointPositions': [], 'poses': [], 'trans': [],
-        'betas': [], 'poses2d': [], 'campose_valid': [], 'genders': [],
-      }  # fmt: skip
+        'img_frame_ids': np.arange(n),
+        'jointPositions': [],
+        'poses': [],
+        'trans': [],
+        'betas': [],
+        'poses2d': [],
+        'campose_valid': [],
+        'genders': [],
+      }
       for a in range(actors):
         j3 = motion(n, 24, seed=70 + k + a) + np.array([0.5 * a, 0, 0])
         d['jointPositions'].append(j3.reshape(n, 72).astype(np.float64))
@@ -451,8 +529,9 @@ WRITERS = {
 def write_all(out_dir: str | pathlib.Path) -> pathlib.Path:
   """Writes every format into one folder (the H36M npz files and the SH pickle side by side)."""
   out_dir = pathlib.Path(out_dir)
-  write_h36m_vp3d(out_dir, sources=('gt', 'cpn_ft_h36m_dbb', 'detectron_ft_h36m',
-                                    'detectron_pt_coco'))  # fmt: skip
+  write_h36m_vp3d(
+    out_dir, sources=('gt', 'cpn_ft_h36m_dbb', 'detectron_ft_h36m', 'detectron_pt_coco')
+  )
   write_h36m_sh(out_dir)
   write_mpi_inf_3dhp(out_dir)
   write_mpi_inf_3dhp(out_dir, ori=True)

@@ -45,7 +45,7 @@ def root_relative(ex: Example, root: int) -> Example:
   trajectory is kept as pose3d_root (T, 1, 3), for losses that reproject through the camera."""
   out = dict(ex)
   p = np.asarray(ex['pose3d_cam'], np.float32)
-  out['pose3d_root'] = p[..., int(root):int(root) + 1, :].copy()
+  out['pose3d_root'] = p[..., int(root) : int(root) + 1, :].copy()
   out['pose3d_cam'] = skeleton.root_relative(p, int(root)).astype(np.float32)
   return out
 
@@ -121,8 +121,9 @@ def flip_batch(
   if 'pose3d_root' in batch:
     out['pose3d_root'] = _negate_x(batch['pose3d_root'])
   if 'pose3d_cam_window' in batch:
-    out['pose3d_cam_window'] = skeleton.flip_pose(batch['pose3d_cam_window'],
-                                                  skeleton_3d or skeleton_2d)
+    out['pose3d_cam_window'] = skeleton.flip_pose(
+      batch['pose3d_cam_window'], skeleton_3d or skeleton_2d
+    )
   if 'cam_intrinsics' in batch and 'res_w' in batch:
     out['cam_intrinsics'] = flip_intrinsics_px(batch['cam_intrinsics'], np.asarray(batch['res_w']))
   return out

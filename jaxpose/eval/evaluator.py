@@ -29,8 +29,15 @@ def _to_host(tree: dict[str, Any]) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in tree.items()}
 
 
-def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
-             split: str | None = None, max_batches: int = 0, progress: bool = False) -> dict[str, Any]:
+def evaluate(
+  eval_step: Callable,
+  variables: Any,
+  config: mlc.ConfigDict,
+  mesh,
+  split: str | None = None,
+  max_batches: int = 0,
+  progress: bool = False,
+) -> dict[str, Any]:
   """Runs the whole evaluation split. Returns protocol numbers plus one example batch.
 
   Every per-frame output of `eval_step` ((B, T_out) arrays: the engine's errors plus whatever a
@@ -47,8 +54,9 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
   errs: dict[str, dict[int, np.ndarray]] = {}  # every per-frame (B, T_out) output of eval_step
   covered = {r['seq_id']: np.zeros(r['num_frames'], np.int32) for r in table}
   example = None
-  batches = pipeline.eval_batches(config.data, split, process_index=jax.process_index(),
-                                  process_count=jax.process_count())
+  batches = pipeline.eval_batches(
+    config.data, split, process_index=jax.process_index(), process_count=jax.process_count()
+  )
   if progress:
     from tqdm.auto import tqdm
 
@@ -62,33 +70,48 @@ def evaluate(eval_step: Callable, variables: Any, config: mlc.ConfigDict, mesh,
       errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
     host = _to_host({**{k: out[k] for k in errs}, **{k: batch[k] for k in _META_KEYS}})
     if example is None:
-      example = {'kp2d_norm': np.asarray(batch['kp2d_norm']), 'pred': np.asarray(out['pred']),
-                 'gt': np.asarray(batch['pose3d_cam']), 'valid': np.asarray(batch['valid'])}
+      example = {
+        'kp2d_norm': np.asarray(batch['kp2d_norm']),
+        'pred': np.asarray(out['pred']),
+        'gt': np.asarray(batch['pose3d_cam']),
+        'valid': np.asarray(batch['valid']),
+      }
     _scatter(errs, covered, host)
   per_seq = _check_coverage(errs, covered, table, complete=not max_batches)
   rows = [r for r in table if r['seq_id'] in per_seq['mpjpe_mm']]
-  frames = {n: np.concatenate([per_seq[n][r['seq_id']] for r in rows] or [np.zeros(0)])
-            for n in errs}
+  frames = {
+    n: np.concatenate([per_seq[n][r['seq_id']] for r in rows] or [np.zeros(0)]) for n in errs
+  }
   n = frames['mpjpe_mm'].size
-  res: dict[str, Any] = {'num_frames': int(n), 'example': example,
-                         'mpjpe_mm_frames': float(frames['mpjpe_mm'].mean()) if n else np.nan}
+  res: dict[str, Any] = {
+    'num_frames': int(n),
+    'example': example,
+    'mpjpe_mm_frames': float(frames['mpjpe_mm'].mean()) if n else np.nan,
+  }
   if not n:
     return {**res, 'mpjpe_mm': np.nan, 'p_mpjpe_mm': np.nan, 'per_group': {}}
   if config.eval.protocol == 'mpi_inf_3dhp':
-    groups = np.concatenate([np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['subject'], object)
-                             for r in rows])
-    per_group = {g: {k: float(v[groups == g].mean()) for k, v in frames.items()}
-                 for g in sorted(set(groups.tolist()))}
+    groups = np.concatenate(
+      [np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['subject'], object) for r in rows]
+    )
+    per_group = {
+      g: {k: float(v[groups == g].mean()) for k, v in frames.items()}
+      for g in sorted(set(groups.tolist()))
+    }
     return {**res, **{k: float(v.mean()) for k, v in frames.items()}, 'per_group': per_group}
-  actions = np.concatenate([np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['action'], object)
-                            for r in rows])
+  actions = np.concatenate(
+    [np.full(len(per_seq['mpjpe_mm'][r['seq_id']]), r['action'], object) for r in rows]
+  )
   by = {k: protocols.h36m_protocol(frames[k], actions) for k in errs}
   per_group = {a: {k: by[k][a] for k in errs} for a in by['mpjpe_mm'] if a != 'average'}
   return {**res, **{k: by[k]['average'] for k in errs}, 'per_group': per_group}
 
 
-def _scatter(errs: dict[str, dict[int, np.ndarray]], covered: dict[int, np.ndarray],
-             host: dict[str, np.ndarray]) -> None:
+def _scatter(
+  errs: dict[str, dict[int, np.ndarray]],
+  covered: dict[int, np.ndarray],
+  host: dict[str, np.ndarray],
+) -> None:
   """Writes a batch's per-frame errors into their sequences' frame arrays.
 
   `owned` (B, T_out) marks the frames a window is responsible for (each frame of the split is owned
@@ -110,9 +133,11 @@ def _check_coverage(errs, covered, table, complete: bool):
   for r in table:
     c = covered[r['seq_id']]
     if complete and not (c == 1).all():
-      raise RuntimeError(f'evaluation tiling covered {int((c == 0).sum())} frames of sequence '
-                         f'{r["seq_id"]} ({r["subject"]} {r["action"]}) zero times and '
-                         f'{int((c > 1).sum())} more than once; each frame must be owned once')
+      raise RuntimeError(
+        f'evaluation tiling covered {int((c == 0).sum())} frames of sequence '
+        f'{r["seq_id"]} ({r["subject"]} {r["action"]}) zero times and '
+        f'{int((c > 1).sum())} more than once; each frame must be owned once'
+      )
     keep = ~np.isnan(errs['mpjpe_mm'][r['seq_id']])
     if keep.any():
       for k in errs:

@@ -153,13 +153,14 @@ def normalize_adjacency(a: np.ndarray, mode: str = 'sym') -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Layout tables. Numbers are facts from the sources cited in the module docstring.
 
-# fmt: off
 _H36M17 = Skeleton(
   name='h36m17',
-  joint_names=tuple((
-    'pelvis right_hip right_knee right_ankle left_hip left_knee left_ankle spine thorax neck '
-    'head left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist'
-  ).split()),
+  joint_names=tuple(
+    (
+      'pelvis right_hip right_knee right_ankle left_hip left_knee left_ankle spine thorax neck '
+      'head left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist'
+    ).split()
+  ),
   parents=(-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15),
   left=(4, 5, 6, 11, 12, 13),
   right=(1, 2, 3, 14, 15, 16),
@@ -168,10 +169,12 @@ _H36M17 = Skeleton(
 
 _MPI3DHP17 = Skeleton(
   name='mpi3dhp17',
-  joint_names=tuple((
-    'head_top neck right_shoulder right_elbow right_wrist left_shoulder left_elbow left_wrist '
-    'right_hip right_knee right_ankle left_hip left_knee left_ankle pelvis spine head'
-  ).split()),
+  joint_names=tuple(
+    (
+      'head_top neck right_shoulder right_elbow right_wrist left_shoulder left_elbow left_wrist '
+      'right_hip right_knee right_ankle left_hip left_knee left_ankle pelvis spine head'
+    ).split()
+  ),
   # MATLAB joint_parents_o1 (1-based) [2,16,2,3,4,2,6,7,15,9,10,15,12,13,15,15,2], root self-parent -> -1.
   parents=(1, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1),
   left=(5, 6, 7, 11, 12, 13),
@@ -181,10 +184,12 @@ _MPI3DHP17 = Skeleton(
 
 _HUMANEVA15 = Skeleton(
   name='humaneva15',
-  joint_names=tuple((
-    'pelvis thorax left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist '
-    'left_hip left_knee left_ankle right_hip right_knee right_ankle head'
-  ).split()),
+  joint_names=tuple(
+    (
+      'pelvis thorax left_shoulder left_elbow left_wrist right_shoulder right_elbow right_wrist '
+      'left_hip left_knee left_ankle right_hip right_knee right_ankle head'
+    ).split()
+  ),
   parents=(-1, 0, 1, 2, 3, 1, 5, 6, 0, 8, 9, 0, 11, 12, 1),
   left=(2, 3, 4, 8, 9, 10),
   right=(5, 6, 7, 11, 12, 13),
@@ -193,11 +198,13 @@ _HUMANEVA15 = Skeleton(
 
 _SMPL24 = Skeleton(
   name='smpl24',
-  joint_names=tuple((
-    'pelvis left_hip right_hip spine1 left_knee right_knee spine2 left_ankle right_ankle '
-    'spine3 left_foot right_foot neck left_collar right_collar head left_shoulder '
-    'right_shoulder left_elbow right_elbow left_wrist right_wrist left_hand right_hand'
-  ).split()),
+  joint_names=tuple(
+    (
+      'pelvis left_hip right_hip spine1 left_knee right_knee spine2 left_ankle right_ankle '
+      'spine3 left_foot right_foot neck left_collar right_collar head left_shoulder '
+      'right_shoulder left_elbow right_elbow left_wrist right_wrist left_hand right_hand'
+    ).split()
+  ),
   parents=(-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21),
   left=(1, 4, 7, 10, 13, 16, 18, 20, 22),
   right=(2, 5, 8, 11, 14, 17, 19, 21, 23),
@@ -206,47 +213,129 @@ _SMPL24 = Skeleton(
 
 _COCO17 = Skeleton(
   name='coco17',
-  joint_names=tuple((
-    'nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow '
-    'right_elbow left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle '
-    'right_ankle'
-  ).split()),
+  joint_names=tuple(
+    (
+      'nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow '
+      'right_elbow left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle '
+      'right_ankle'
+    ).split()
+  ),
   parents=(-1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14),
   left=(1, 3, 5, 7, 9, 11, 13, 15),
   right=(2, 4, 6, 8, 10, 12, 14, 16),
   root=0,
   # The COCO keypoint skeleton, 0-based.
   edges=(
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
   ),
 )
 
 _MEDIAPIPE33 = Skeleton(
   name='mediapipe33',
-  joint_names=tuple((
-    'nose left_eye_inner left_eye left_eye_outer right_eye_inner right_eye right_eye_outer '
-    'left_ear right_ear mouth_left mouth_right left_shoulder right_shoulder left_elbow '
-    'right_elbow left_wrist right_wrist left_pinky right_pinky left_index right_index '
-    'left_thumb right_thumb left_hip right_hip left_knee right_knee left_ankle right_ankle '
-    'left_heel right_heel left_foot_index right_foot_index'
-  ).split()),
+  joint_names=tuple(
+    (
+      'nose left_eye_inner left_eye left_eye_outer right_eye_inner right_eye right_eye_outer '
+      'left_ear right_ear mouth_left mouth_right left_shoulder right_shoulder left_elbow '
+      'right_elbow left_wrist right_wrist left_pinky right_pinky left_index right_index '
+      'left_thumb right_thumb left_hip right_hip left_knee right_knee left_ankle right_ankle '
+      'left_heel right_heel left_foot_index right_foot_index'
+    ).split()
+  ),
   parents=(
-    -1, 0, 1, 2, 0, 4, 5, 3, 6, 0, 0, 7, 8, 11, 12, 13, 14, 15, 16, 15, 16, 15, 16, 11, 12, 23,
-    24, 25, 26, 27, 28, 27, 28,
+    -1,
+    0,
+    1,
+    2,
+    0,
+    4,
+    5,
+    3,
+    6,
+    0,
+    0,
+    7,
+    8,
+    11,
+    12,
+    13,
+    14,
+    15,
+    16,
+    15,
+    16,
+    15,
+    16,
+    11,
+    12,
+    23,
+    24,
+    25,
+    26,
+    27,
+    28,
+    27,
+    28,
   ),
   left=(1, 2, 3, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31),
   right=(4, 5, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32),
   root=0,
   # MediaPipe POSE_CONNECTIONS.
   edges=(
-    (0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12), (11, 13),
-    (13, 15), (15, 17), (15, 19), (15, 21), (17, 19), (12, 14), (14, 16), (16, 18), (16, 20),
-    (16, 22), (18, 20), (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28),
-    (27, 29), (28, 30), (29, 31), (30, 32), (27, 31), (28, 32),
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 7),
+    (0, 4),
+    (4, 5),
+    (5, 6),
+    (6, 8),
+    (9, 10),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (15, 17),
+    (15, 19),
+    (15, 21),
+    (17, 19),
+    (12, 14),
+    (14, 16),
+    (16, 18),
+    (16, 20),
+    (16, 22),
+    (18, 20),
+    (11, 23),
+    (12, 24),
+    (23, 24),
+    (23, 25),
+    (24, 26),
+    (25, 27),
+    (26, 28),
+    (27, 29),
+    (28, 30),
+    (29, 31),
+    (30, 32),
+    (27, 31),
+    (28, 32),
   ),
 )
-# fmt: on
 
 _REGISTRY: dict[str, Skeleton] = {
   s.name: s for s in (_H36M17, _MPI3DHP17, _HUMANEVA15, _SMPL24, _COCO17, _MEDIAPIPE33)

@@ -239,8 +239,16 @@ def denoise(
   return x0, eps
 
 
-_SAMPLE_STATIC = ('model', 'num_hypotheses', 'num_steps', 'skeleton', 'scale', 'eta', 'flip',
-                  'num_timesteps')  # fmt: skip
+_SAMPLE_STATIC = (
+  'model',
+  'num_hypotheses',
+  'num_steps',
+  'skeleton',
+  'scale',
+  'eta',
+  'flip',
+  'num_timesteps',
+)
 
 
 @functools.partial(jax.jit, static_argnames=_SAMPLE_STATIC)
@@ -301,8 +309,17 @@ def sample(
 
   def step(x, inp):
     c, z = inp
-    x0, eps = denoise(model, variables, kp2d, x, c['t'], scale=scale, flip_perm=perm,
-                      sqrt_ab=c['sqrt_ab'], sqrt_one_minus_ab=c['sqrt_one_minus_ab'])  # fmt: skip
+    x0, eps = denoise(
+      model,
+      variables,
+      kp2d,
+      x,
+      c['t'],
+      scale=scale,
+      flip_perm=perm,
+      sqrt_ab=c['sqrt_ab'],
+      sqrt_one_minus_ab=c['sqrt_one_minus_ab'],
+    )
     return c['sqrt_ab_next'] * x0 + c['c'] * eps + c['sigma'] * draw(z), x0
 
   _, x0s = jax.lax.scan(step, x_init, (xs, per_step))
@@ -346,18 +363,27 @@ def _hashable(model):
     return model
   except TypeError:
     pairs = dict(model.lifter_kwargs).items()
-    return model.clone(lifter_kwargs=tuple((k, tuple(v) if isinstance(v, list) else v)
-                                           for k, v in pairs))  # fmt: skip
+    return model.clone(
+      lifter_kwargs=tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in pairs)
+    )
 
 
 def _sample_from_config(model, variables, kp2d, key, config) -> jax.Array:
   d = settings(config)
   model = _hashable(model)
   return sample(
-    model, variables, kp2d, key, num_hypotheses=int(d['num_hypotheses']),
-    num_steps=int(d['num_steps']), skeleton=config.data.skeleton, scale=float(d['scale']),
-    eta=float(d['eta']), flip=bool(config.eval.flip_test), num_timesteps=int(d['num_timesteps']),
-  )  # fmt: skip
+    model,
+    variables,
+    kp2d,
+    key,
+    num_hypotheses=int(d['num_hypotheses']),
+    num_steps=int(d['num_steps']),
+    skeleton=config.data.skeleton,
+    scale=float(d['scale']),
+    eta=float(d['eta']),
+    flip=bool(config.eval.flip_test),
+    num_timesteps=int(d['num_timesteps']),
+  )
 
 
 def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
@@ -436,6 +462,7 @@ def evaluate(
   agg = jpma(hyps, batch['kp2d_norm'], batch['pose3d_root'], cam)
   mm = 1000.0 * batch.get('scale_2_5d', jnp.ones(hyps.shape[:1] + hyps.shape[3:4]))
   gt_mm = zero_root(batch['pose3d_cam'], root) * mm[:, :, None, None]
-  errs = multihyp_protocols.protocol_errors(hyps * mm[:, None, None, :, None, None], gt_mm,
-                                            agg['index'])  # fmt: skip
+  errs = multihyp_protocols.protocol_errors(
+    hyps * mm[:, None, None, :, None, None], gt_mm, agg['index']
+  )
   return {'hyps': hyps, 'jpma_index': agg['index'], 'J_Agg_pose': agg['pose'], **errs}

@@ -127,8 +127,14 @@ def ddim_coefficients(seq: tuple[int, ...], b: np.ndarray, eta: float) -> dict[s
   c1 = np.float32(eta) * np.sqrt((one - a / an) * (one - an) / (one - a))
   c2 = np.sqrt((one - an) - c1**2)
   f32 = lambda v: np.asarray(v, np.float32)
-  return {'t': f32(t), 'sqrt_a': f32(np.sqrt(a)), 'sqrt_1ma': f32(np.sqrt(one - a)),
-          'sqrt_a_next': f32(np.sqrt(an)), 'c1': f32(c1), 'c2': f32(c2)}  # fmt: skip
+  return {
+    't': f32(t),
+    'sqrt_a': f32(np.sqrt(a)),
+    'sqrt_1ma': f32(np.sqrt(one - a)),
+    'sqrt_a_next': f32(np.sqrt(an)),
+    'c1': f32(c1),
+    'c2': f32(c2),
+  }
 
 
 # ------------------------------------------------------------------------------- training
@@ -156,8 +162,9 @@ def gmm_targets(key: jax.Array, gmm: jax.Array) -> tuple[jax.Array, jax.Array]:
   return comp[..., 1:3], comp[..., 3:5]
 
 
-def q_sample(x0: jax.Array, t: jax.Array, eps: jax.Array, noise_scale: jax.Array,
-             b: np.ndarray) -> jax.Array:  # fmt: skip
+def q_sample(
+  x0: jax.Array, t: jax.Array, eps: jax.Array, noise_scale: jax.Array, b: np.ndarray
+) -> jax.Array:
   """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) (noise_scale * eps).
 
   Args:
@@ -176,8 +183,9 @@ def denoising_loss(eps_scaled: jax.Array, pred: jax.Array) -> jax.Array:
 
 def _apply(model, variables, *args, rngs, method, model_state):
   if model_state:
-    return model.apply(variables, *args, train=True, rngs=rngs, method=method,
-                       mutable=list(model_state))  # fmt: skip
+    return model.apply(
+      variables, *args, train=True, rngs=rngs, method=method, mutable=list(model_state)
+    )
   return model.apply(variables, *args, train=True, rngs=rngs, method=method), model_state
 
 
@@ -205,22 +213,36 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   eps = sigma * jax.random.normal(k_eps, x0.shape, x0.dtype)
   xt = q_sample(x0.reshape(n, *x0.shape[2:]), t, eps.reshape(n, *x0.shape[2:]), 1.0, b)
   variables = {'params': params, **model_state}
-  pred, state = _apply(model, variables, xt.reshape(x0.shape), t.reshape(lead).astype(jnp.float32),
-                       rngs={'dropout': k_drop}, method='denoise', model_state=model_state)  # fmt: skip
+  pred, state = _apply(
+    model,
+    variables,
+    xt.reshape(x0.shape),
+    t.reshape(lead).astype(jnp.float32),
+    rngs={'dropout': k_drop},
+    method='denoise',
+    model_state=model_state,
+  )
   valid = batch['valid'].astype(pred.dtype) if 'valid' in batch else jnp.ones(lead, pred.dtype)
   diff = masked_mean(denoising_loss(eps, pred), valid)
   scalars = {'loss/denoise': diff}
   loss = diff
   if float(d['pose_loss_weight']) > 0:
     x_in = batch['kp2d_norm'][..., : model.in_channels]
-    init, state = _apply(model, {'params': params, **state}, x_in, rngs={'dropout': k_pose},
-                         method='initial_pose', model_state=state)  # fmt: skip
+    init, state = _apply(
+      model,
+      {'params': params, **state},
+      x_in,
+      rngs={'dropout': k_pose},
+      method='initial_pose',
+      model_state=state,
+    )
     total, parts = losses.combine(dict(config.method.loss), init, batch)
     w = valid.any(axis=-1).astype(pred.dtype) if valid.ndim > 1 else valid
     pose = masked_mean(total, w)
     loss = loss + float(d['pose_loss_weight']) * pose
-    scalars.update({'loss/pose': pose, **{f'loss/pose_{k}': masked_mean(v, w)
-                                          for k, v in parts.items()}})  # fmt: skip
+    scalars.update(
+      {'loss/pose': pose, **{f'loss/pose_{k}': masked_mean(v, w) for k, v in parts.items()}}
+    )
   scalars['loss'] = loss
   return loss, (scalars, state)
 
@@ -236,8 +258,19 @@ def centre_root(pose: jax.Array, root: int = 0, *, official: bool = False) -> ja
   return pose - pose[..., root : root + 1, :]
 
 
-_STATIC = ('model', 'seq', 'eta', 'num_samples', 'schedule', 'test_num_timesteps',
-           'official_root_centring', 'flip_init', 'centre_init', 'skeleton', 'return_chain')  # fmt: skip
+_STATIC = (
+  'model',
+  'seq',
+  'eta',
+  'num_samples',
+  'schedule',
+  'test_num_timesteps',
+  'official_root_centring',
+  'flip_init',
+  'centre_init',
+  'skeleton',
+  'return_chain',
+)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -308,8 +341,11 @@ def sample(
       raise ValueError('sample with eta > 0 needs a key or injected noise')
     keys = jax.random.split(key if key is not None else jax.random.key(0), k * num_samples)
     zs = keys.reshape(k, num_samples)
-    draw = (lambda kk: jax.random.normal(kk, x.shape[1:])) if eta > 0 else (
-      lambda kk: jnp.zeros(x.shape[1:]))  # fmt: skip
+    draw = (
+      (lambda kk: jax.random.normal(kk, x.shape[1:]))
+      if eta > 0
+      else (lambda kk: jnp.zeros(x.shape[1:]))
+    )
   else:
     if noise.shape != (k, *x.shape):
       raise ValueError(f'noise must be (K, S, B, T, J, C) = {(k, *x.shape)}, got {noise.shape}')
@@ -348,14 +384,28 @@ def sample_from_config(model, variables, kp2d, key, config: mlc.ConfigDict, **kw
   d = settings(config)
   model = _hashable(model)
   seq = skip_grid(int(d['test_num_timesteps']), int(d['test_steps']), d['skip_type'])
-  sched = (d['beta_schedule'], float(d['beta_start']), float(d['beta_end']),
-           int(d['num_timesteps']))  # fmt: skip
-  return sample(model, variables, kp2d, key, seq=seq, eta=float(d['eta']),
-                num_samples=int(d['num_samples']), schedule=sched,
-                test_num_timesteps=int(d['test_num_timesteps']),
-                official_root_centring=bool(d['official_root_centring']),
-                flip_init=bool(d['flip_init']), centre_init=bool(d['centre_init']),
-                skeleton=config.data.skeleton, **kw)  # fmt: skip
+  sched = (
+    d['beta_schedule'],
+    float(d['beta_start']),
+    float(d['beta_end']),
+    int(d['num_timesteps']),
+  )
+  return sample(
+    model,
+    variables,
+    kp2d,
+    key,
+    seq=seq,
+    eta=float(d['eta']),
+    num_samples=int(d['num_samples']),
+    schedule=sched,
+    test_num_timesteps=int(d['test_num_timesteps']),
+    official_root_centring=bool(d['official_root_centring']),
+    flip_init=bool(d['flip_init']),
+    centre_init=bool(d['centre_init']),
+    skeleton=config.data.skeleton,
+    **kw,
+  )
 
 
 def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
@@ -381,5 +431,7 @@ def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, j
   hyps = jnp.moveaxis(samples, 0, 2) * scale[:, :, None]  # (B, T, S, J, 3) mm
   gt = batch['pose3d_cam']
   gt = (gt - gt[..., root : root + 1, :]) * scale
-  return {'best_of_s_mpjpe_mm': multihyp.mpjpe_best_of(hyps, gt),
-          'best_of_s_p_mpjpe_mm': multihyp.p_mpjpe_best_of(hyps, gt)}  # fmt: skip
+  return {
+    'best_of_s_mpjpe_mm': multihyp.mpjpe_best_of(hyps, gt),
+    'best_of_s_p_mpjpe_mm': multihyp.p_mpjpe_best_of(hyps, gt),
+  }

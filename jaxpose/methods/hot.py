@@ -258,9 +258,13 @@ class TokenPruningCluster(nn.Module):
       if jitter is None:
         jitter = self.draw_jitter((b, t))
       index = select_tokens(
-        feats, self.token_num, jitter=jitter, keep_center=self.keep_center, k=self.k,
+        feats,
+        self.token_num,
+        jitter=jitter,
+        keep_center=self.keep_center,
+        k=self.k,
         distance=self.distance,
-      )  # fmt: skip
+      )
     index = jnp.asarray(index, jnp.int32)
     if index.shape != (b, self.token_num):
       raise ValueError(f'TPC: index must be (B, K) = {(b, self.token_num)}, got {index.shape}')

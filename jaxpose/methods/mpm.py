@@ -269,8 +269,16 @@ def input_shape(model: PretrainNet) -> tuple[int, int, int]:
 
 def from_lifter(model: lifter.Model, **overrides: Any) -> PretrainNet:
   """The pre-training network whose encoder matches `model` (same T, J, L, C, d_ff, heads)."""
-  shared = ('num_frames', 'num_joints', 'layers', 'channel', 'd_hid', 'num_heads', 'dropout',
-            'bn_momentum')  # fmt: skip
+  shared = (
+    'num_frames',
+    'num_joints',
+    'layers',
+    'channel',
+    'd_hid',
+    'num_heads',
+    'dropout',
+    'bn_momentum',
+  )
   kw = {name: getattr(model, name) for name in shared}
   kw.update(overrides)
   return PretrainNet(**kw)

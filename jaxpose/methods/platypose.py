@@ -97,8 +97,11 @@ def spaced_schedule(num_timesteps: int = 50, num_steps: int = 20) -> dict[str, n
     new_betas.append(1 - ac[i] / last)
     last = ac[i]
   ac_s = np.cumprod(1.0 - np.asarray(new_betas))
-  return {'timestep_map': keep.astype(np.int64), 'alphas_cumprod': ac_s,
-          'alphas_cumprod_prev': np.concatenate([[1.0], ac_s[:-1]])}  # fmt: skip
+  return {
+    'timestep_map': keep.astype(np.int64),
+    'alphas_cumprod': ac_s,
+    'alphas_cumprod_prev': np.concatenate([[1.0], ac_s[:-1]]),
+  }
 
 
 def _step_constants(num_timesteps, num_steps, skip, eta):
@@ -170,8 +173,14 @@ def multi_view_energy(x0: jax.Array, obs: Mapping[str, Any]) -> jax.Array:
   return jax.vmap(one)(obs['x2d'], obs['weights'], obs['cameras']).sum(0)
 
 
-def official_observation(pose3d_world: jax.Array, x2d: jax.Array, cameras: Mapping[str, Any],
-                         *, gt_keypoints: bool = False, root: int = 0) -> dict[str, Any]:  # fmt: skip
+def official_observation(
+  pose3d_world: jax.Array,
+  x2d: jax.Array,
+  cameras: Mapping[str, Any],
+  *,
+  gt_keypoints: bool = False,
+  root: int = 0,
+) -> dict[str, Any]:
   """The evaluate.py observation (ground-truth leakage included, research/platypose.md §3.3).
 
   Args:
@@ -187,16 +196,21 @@ def official_observation(pose3d_world: jax.Array, x2d: jax.Array, cameras: Mappi
   """
   proj = jax.vmap(lambda cam: project(pose3d_world, cam))(cameras)  # (C, T, J, 2)
   if gt_keypoints:
-    return {'root': pose3d_world[:, root : root + 1], 'x2d': proj, 'weights': jnp.ones_like(proj),
-            'cameras': cameras}  # fmt: skip
+    return {
+      'root': pose3d_world[:, root : root + 1],
+      'x2d': proj,
+      'weights': jnp.ones_like(proj),
+      'cameras': cameras,
+    }
   x2d = x2d - x2d[..., root : root + 1, :] + proj[..., root : root + 1, :]
   err = jnp.abs(proj - x2d).at[..., root, :].set(1 / 80)
   w = jnp.clip(1 / err / 80, 0, 2)
   return {'root': pose3d_world[:, root : root + 1], 'x2d': x2d, 'weights': w, 'cameras': cameras}
 
 
-def leak_free_observation(root_traj: jax.Array, x2d: jax.Array, cameras: Mapping[str, Any],
-                          weights: jax.Array | None = None) -> dict[str, Any]:  # fmt: skip
+def leak_free_observation(
+  root_traj: jax.Array, x2d: jax.Array, cameras: Mapping[str, Any], weights: jax.Array | None = None
+) -> dict[str, Any]:
   """An observation without ground truth: the root trajectory (T, 1, 3) is an estimate (e.g. from
   a lifter or a depth prior) and the weights (C, T, J, 2) default to 1 (or detector confidences)."""
   w = jnp.ones_like(x2d) if weights is None else weights
@@ -250,16 +264,30 @@ def guide(
     lr = jnp.where(active, new_lr, lr)
     best = jnp.where(active & better, metric, best)
     x = jnp.where(bcast(active), x - bcast(lr) * g, x)
-    e_out = jnp.where(active, e, jnp.nan) if independent_samples else jnp.where(
-      active, e, jnp.full_like(e, jnp.nan))  # fmt: skip
+    e_out = (
+      jnp.where(active, e, jnp.nan)
+      if independent_samples
+      else jnp.where(active, e, jnp.full_like(e, jnp.nan))
+    )
     return (x, lr, best, stopped), e_out
 
   (x0, *_), energies = jax.lax.scan(substep, (x0, lr0, best0, stop0), None, length=num_substeps)
   return x0, energies
 
 
-_STATIC = ('model', 'num_samples', 'num_substeps', 'skip_timesteps', 'num_timesteps',
-           'num_steps', 'eta', 'independent_samples', 'factor', 'threshold', 'return_chain')  # fmt: skip
+_STATIC = (
+  'model',
+  'num_samples',
+  'num_substeps',
+  'skip_timesteps',
+  'num_timesteps',
+  'num_steps',
+  'eta',
+  'independent_samples',
+  'factor',
+  'threshold',
+  'return_chain',
+)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
@@ -307,8 +335,10 @@ def sample(
     with return_chain also 'x' (B, K, N, T, J, 3) the state after each step, 'x0_before',
     'x0' (B, K, N, T, J, 3) and 'energy' (B, K * S, N).
   """
-  c = {k: jnp.asarray(v) for k, v in _step_constants(num_timesteps, num_steps, skip_timesteps,
-                                                       eta).items()}  # fmt: skip
+  c = {
+    k: jnp.asarray(v)
+    for k, v in _step_constants(num_timesteps, num_steps, skip_timesteps, eta).items()
+  }
   steps = num_steps - skip_timesteps
   b, t = obs['x2d'].shape[0], obs['x2d'].shape[2]
   shape = (num_samples, t, model.num_joints, 3)
@@ -317,8 +347,9 @@ def sample(
       raise ValueError('sample needs a key or injected noise')
     noise = jax.random.normal(key, (b, steps + 1, *shape))
   elif noise.shape != (b, steps + 1, *shape):
-    raise ValueError(f'noise must be (B, K + 1, N, T, J, 3) = {(b, steps + 1, *shape)}, '
-                     f'got {noise.shape}')  # fmt: skip
+    raise ValueError(
+      f'noise must be (B, K + 1, N, T, J, 3) = {(b, steps + 1, *shape)}, got {noise.shape}'
+    )
   per_step = {k: v for k, v in c.items() if k != 'start'}
 
   def one(o, z):
@@ -327,9 +358,15 @@ def sample(
     def step(x, inp):
       cs, zk = inp
       x0 = jax.lax.stop_gradient(model.apply(variables, x, train=False, t=cs['m']))
-      g, energies = guide(x0, energy_fn, num_substeps=num_substeps, energy_scale=energy_scale,
-                          independent_samples=independent_samples, factor=factor,
-                          threshold=threshold)  # fmt: skip
+      g, energies = guide(
+        x0,
+        energy_fn,
+        num_substeps=num_substeps,
+        energy_scale=energy_scale,
+        independent_samples=independent_samples,
+        factor=factor,
+        threshold=threshold,
+      )
       eps = (cs['sra'] * x - g) / cs['srm1']
       x_next = g * cs['sqrt_abp'] + cs['c_eps'] * eps + cs['sigma'] * zk
       return x_next, (x_next, x0, g, energies)
@@ -347,8 +384,9 @@ def sample(
 # ------------------------------------------------------------------------------- training
 
 
-def augment(key: jax.Array, pose: jax.Array, *, up_axis: int = 2,
-            mirror: tuple[int, ...] | None = None) -> jax.Array:  # fmt: skip
+def augment(
+  key: jax.Array, pose: jax.Array, *, up_axis: int = 2, mirror: tuple[int, ...] | None = None
+) -> jax.Array:
   """The training augmentation: a rotation about the vertical axis by one of
   linspace(-pi, pi, 10) and, with probability 1/2, a left/right mirror (x negated, sides
   swapped). One draw per clip.
@@ -416,8 +454,13 @@ def nominal_camera(focal: float, batch: int) -> dict[str, jax.Array]:
   """An undistorted pinhole at the origin in normalised screen units (fx = fy = focal,
   c = 0, R = I), one camera per batch row: {name: (B, 1, ...)} for `sample`."""
   k = jnp.array([[focal, 0.0, 0.0], [0.0, focal, 0.0], [0.0, 0.0, 1.0]], jnp.float32)
-  one = {'intrinsic_matrix': k, 'rotation_matrix': jnp.eye(3), 'translation_vector': jnp.zeros((1, 3)),
-         'tangential_distortion': jnp.zeros((1, 2)), 'radial_distortion': jnp.zeros((1, 3))}  # fmt: skip
+  one = {
+    'intrinsic_matrix': k,
+    'rotation_matrix': jnp.eye(3),
+    'translation_vector': jnp.zeros((1, 3)),
+    'tangential_distortion': jnp.zeros((1, 2)),
+    'radial_distortion': jnp.zeros((1, 3)),
+  }
   return jax.tree.map(lambda a: jnp.broadcast_to(a, (batch, 1, *a.shape)), one)
 
 
@@ -431,8 +474,12 @@ def monocular_observation(kp2d: jax.Array, focal: float, depth: float, root: int
   z = jnp.full(uv.shape[:2] + (1, 1), depth, uv.dtype)
   root_traj = jnp.concatenate([uv[..., root : root + 1, :] * depth / focal, z], -1)
   w = jnp.broadcast_to(kp2d[..., 2:3], uv.shape) if kp2d.shape[-1] > 2 else jnp.ones_like(uv)
-  return {'root': root_traj, 'x2d': uv[:, None], 'weights': w[:, None],
-          'cameras': nominal_camera(focal, kp2d.shape[0])}  # fmt: skip
+  return {
+    'root': root_traj,
+    'x2d': uv[:, None],
+    'weights': w[:, None],
+    'cameras': nominal_camera(focal, kp2d.shape[0]),
+  }
 
 
 def batch_cameras(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -446,21 +493,38 @@ def batch_cameras(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
   fx, fy = k[:, 0] / w * 2, k[:, 1] / w * 2
   cx, cy = k[:, 2] / w * 2 - 1, k[:, 3] / w * 2 - h / w
   zero, one = jnp.zeros_like(fx), jnp.ones_like(fx)
-  kt = jnp.stack([jnp.stack([fx, zero, zero], -1), jnp.stack([zero, fy, zero], -1),
-                  jnp.stack([cx, cy, one], -1)], -2)  # fmt: skip
+  kt = jnp.stack(
+    [
+      jnp.stack([fx, zero, zero], -1),
+      jnp.stack([zero, fy, zero], -1),
+      jnp.stack([cx, cy, one], -1),
+    ],
+    -2,
+  )
   b = k.shape[0]
-  cams = {'intrinsic_matrix': kt, 'rotation_matrix': jnp.broadcast_to(jnp.eye(3), (b, 3, 3)),
-          'translation_vector': jnp.zeros((b, 1, 3)), 'radial_distortion': k[:, None, 4:7],
-          'tangential_distortion': k[:, None, 7:9]}  # fmt: skip
+  cams = {
+    'intrinsic_matrix': kt,
+    'rotation_matrix': jnp.broadcast_to(jnp.eye(3), (b, 3, 3)),
+    'translation_vector': jnp.zeros((b, 1, 3)),
+    'radial_distortion': k[:, None, 4:7],
+    'tangential_distortion': k[:, None, 7:9],
+  }
   return jax.tree.map(lambda a: a[:, None], cams)
 
 
 def _sample_kwargs(d: Mapping[str, Any]) -> dict[str, Any]:
-  return dict(energy_scale=float(d['energy_scale']), num_samples=int(d['num_samples']),
-              num_substeps=int(d['num_substeps']), skip_timesteps=int(d['skip_timesteps']),
-              num_timesteps=int(d['num_timesteps']), num_steps=int(d['num_steps']),
-              eta=float(d['eta']), independent_samples=bool(d['independent_samples']),
-              factor=float(d['lr_factor']), threshold=float(d['lr_threshold']))  # fmt: skip
+  return dict(
+    energy_scale=float(d['energy_scale']),
+    num_samples=int(d['num_samples']),
+    num_substeps=int(d['num_substeps']),
+    skip_timesteps=int(d['skip_timesteps']),
+    num_timesteps=int(d['num_timesteps']),
+    num_steps=int(d['num_steps']),
+    eta=float(d['eta']),
+    independent_samples=bool(d['independent_samples']),
+    factor=float(d['lr_factor']),
+    threshold=float(d['lr_threshold']),
+  )
 
 
 def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, jax.Array]:
@@ -489,8 +553,10 @@ def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, j
   s_mm, gt_mm = samples * scale, gt[:, 0]
   t = gt_abs.shape[1]
   per_frame = lambda v: jnp.broadcast_to(v[:, None], (v.shape[0], t))
-  res = {'min_mpjpe_mm': per_frame(sampling.min_mpjpe(s_mm, gt_mm)),
-         'min_p_mpjpe_mm': per_frame(sampling.min_p_mpjpe(s_mm, gt_mm))}  # fmt: skip
+  res = {
+    'min_mpjpe_mm': per_frame(sampling.min_mpjpe(s_mm, gt_mm)),
+    'min_p_mpjpe_mm': per_frame(sampling.min_p_mpjpe(s_mm, gt_mm)),
+  }
   if t > 1:
     res['best_mpjve_mm'] = per_frame(sampling.best_sample_mpjve(s_mm, gt_mm))
   return res

@@ -295,9 +295,18 @@ def sample_poses(
   if lay != skeleton:
     kp2d = skel.convert(kp2d, skeleton, lay)
   x0 = d3dp.sample(
-    denoiser, den_vars, kp2d, key, noise, num_hypotheses=num_hypotheses, num_steps=num_steps,
-    scale=scale, flip=flip, num_timesteps=num_timesteps, skeleton=lay,
-  )  # fmt: skip
+    denoiser,
+    den_vars,
+    kp2d,
+    key,
+    noise,
+    num_hypotheses=num_hypotheses,
+    num_steps=num_steps,
+    scale=scale,
+    flip=flip,
+    num_timesteps=num_timesteps,
+    skeleton=lay,
+  )
   if lay != skeleton:
     x0 = skel.convert(x0, lay, skeleton)
   x0 = x0 * 1000.0
@@ -467,8 +476,13 @@ def build(
     lifter_kwargs=(('dim', dim), ('depth', depth), ('num_heads', 8), ('mlp_ratio', 2.0)),
   )
   rk = dict(REFINER, **(refiner or {}))
-  ref = Refiner(dim=rk['dim'], num_heads=rk['num_heads'], hidden=rk['hidden'], depth=rk['depth'],
-                dropout=rk['dropout'])  # fmt: skip
+  ref = Refiner(
+    dim=rk['dim'],
+    num_heads=rk['num_heads'],
+    hidden=rk['hidden'],
+    depth=rk['depth'],
+    dropout=rk['dropout'],
+  )
 
   def init(key):
     k1, k2, k3 = jax.random.split(key, 3)
@@ -547,8 +561,19 @@ def adaptation_loss(
   def run(tr, kp2d, k, kd):
     dv = merged_variables(den_vars, tr['lora'], lora_scale)
     rv = {**tr['refiner'], **(ref_buffers or {})}
-    return sample_poses(denoiser, dv, refiner, rv, kp2d, key=k, num_hypotheses=num_hypotheses,
-                        num_steps=num_steps, train=train, rng=kd, **sample_kw)  # fmt: skip
+    return sample_poses(
+      denoiser,
+      dv,
+      refiner,
+      rv,
+      kp2d,
+      key=k,
+      num_hypotheses=num_hypotheses,
+      num_steps=num_steps,
+      train=train,
+      rng=kd,
+      **sample_kw,
+    )
 
   kp2d, kp2d_pix, root_mm, cam = _target_inputs(target)
   wt, ws = target.get('weight'), source.get('weight')
@@ -566,11 +591,24 @@ def adaptation_loss(
     res = res[syn['pick']][:, None, None]  # (B, 1, 1, 2) against (B, T, J, 2)
   kp2d_src = camera.normalize_screen_coordinates(syn['kp2d_pix'], res[..., 0], res[..., 1])
   pred_s = run(trainable, kp2d_src, k_s, k_d2)
-  sl = source_losses(pred_s, source['pose_mm'], syn['kp2d_pix'], syn['root_mm'], syn['cam_pix'],
-                     w2d=weights[2], w3d=weights[3], weight=ws)  # fmt: skip
+  sl = source_losses(
+    pred_s,
+    source['pose_mm'],
+    syn['kp2d_pix'],
+    syn['root_mm'],
+    syn['cam_pix'],
+    w2d=weights[2],
+    w3d=weights[3],
+    weight=ws,
+  )
   loss = loss_t + sl['loss']
-  scalars = {'loss': loss, 'target_2d': tl['loss_2d'], 'target_3d': l3d,
-             'source_2d': sl['loss_2d'], 'source_3d': sl['loss_3d']}  # fmt: skip
+  scalars = {
+    'loss': loss,
+    'target_2d': tl['loss_2d'],
+    'target_3d': l3d,
+    'source_2d': sl['loss_2d'],
+    'source_3d': sl['loss_3d'],
+  }
   return loss, scalars
 
 
@@ -612,15 +650,22 @@ def make_model(config) -> Networks:
   official = bool(d['official_batch_position_encoding'])
   if official:  # pe[n] for pose n of the flattened (b, k, h, t) batch
     b = max(int(config.data.batch_size), int(config.data.eval_batch_size))
-    h = max(int(d['num_hypotheses']) * int(d['num_steps']),
-            int(d['eval_hypotheses']) * int(d['eval_steps']))  # fmt: skip
+    h = max(
+      int(d['num_hypotheses']) * int(d['num_steps']),
+      int(d['eval_hypotheses']) * int(d['eval_steps']),
+    )
     pe_len = b * h * int(config.data.frames)
   else:  # pe[j] for joint j
     pe_len = int(config.data.num_joints)
-  ref = Refiner(dim=int(d['refiner_dim']), num_heads=int(d['refiner_heads']),
-                hidden=int(d['refiner_hidden']), depth=int(d['refiner_depth']),
-                dropout=float(d['refiner_dropout']), max_len=pe_len,
-                official_batch_position_encoding=official)  # fmt: skip
+  ref = Refiner(
+    dim=int(d['refiner_dim']),
+    num_heads=int(d['refiner_heads']),
+    hidden=int(d['refiner_hidden']),
+    depth=int(d['refiner_depth']),
+    dropout=float(d['refiner_dropout']),
+    max_len=pe_len,
+    official_batch_position_encoding=official,
+  )
   return Networks(den, ref, pe_len)
 
 
@@ -663,8 +708,13 @@ def init_variables(config, model: Networks) -> dict[str, Any]:
 
 def _skeletons(config, d) -> dict[str, Any]:
   sk = config.data.skeleton
-  return {'skeleton': sk, 'root': skel.get(sk).root, 'denoiser_skeleton': d['denoiser_skeleton'] or None,
-          'scale': float(d['scale']), 'num_timesteps': int(d['num_timesteps'])}  # fmt: skip
+  return {
+    'skeleton': sk,
+    'root': skel.get(sk).root,
+    'denoiser_skeleton': d['denoiser_skeleton'] or None,
+    'scale': float(d['scale']),
+    'num_timesteps': int(d['num_timesteps']),
+  }
 
 
 def _target_of(batch) -> dict[str, jax.Array]:
@@ -693,15 +743,27 @@ def loss_fn(model: Networks, params, model_state, batch, rng, config):
   teacher = model_state.get('teacher')
   wrap = lambda t: {'lora': t['lora'], 'refiner': {'params': t['refiner']}}
   loss, scalars = adaptation_loss(
-    wrap(params), model.denoiser, model_state['denoiser'], model.refiner, _target_of(batch['target']),
-    {'pose_mm': src, 'weight': batch['source']['valid']}, rng,
+    wrap(params),
+    model.denoiser,
+    model_state['denoiser'],
+    model.refiner,
+    _target_of(batch['target']),
+    {'pose_mm': src, 'weight': batch['source']['valid']},
+    rng,
     teacher=None if teacher is None else wrap(teacher),
-    num_hypotheses=int(d['num_hypotheses']), num_steps=int(d['num_steps']),
-    weights=(float(d['w_target_2d']), float(d['w_target_3d']), float(d['w_source_2d']),
-             float(d['w_source_3d'])),
-    lora_scale=float(d['lora_scale']), train=True, ref_buffers=_buffers(model),
+    num_hypotheses=int(d['num_hypotheses']),
+    num_steps=int(d['num_steps']),
+    weights=(
+      float(d['w_target_2d']),
+      float(d['w_target_3d']),
+      float(d['w_source_2d']),
+      float(d['w_source_3d']),
+    ),
+    lora_scale=float(d['lora_scale']),
+    train=True,
+    ref_buffers=_buffers(model),
     sample_kw={**_skeletons(config, d), 'flip': True},
-  )  # fmt: skip
+  )
   new_state = dict(model_state)
   if teacher is not None:
     new_state['teacher'] = ema_update(teacher, jax.lax.stop_gradient(params), float(d['ema_decay']))
@@ -715,10 +777,18 @@ def predict(model: Networks, variables, kp2d, config):
   p = variables['params']
   dv = merged_variables(variables['denoiser'], p['lora'], float(d['lora_scale']))
   rv = {'params': p['refiner'], **_buffers(model)}
-  y = sample_poses(model.denoiser, dv, model.refiner, rv, kp2d[..., :2],
-                   key=jax.random.key(int(d['seed'])), num_hypotheses=int(d['eval_hypotheses']),
-                   num_steps=int(d['eval_steps']), flip=bool(config.eval.flip_test),
-                   **_skeletons(config, d))  # fmt: skip
+  y = sample_poses(
+    model.denoiser,
+    dv,
+    model.refiner,
+    rv,
+    kp2d[..., :2],
+    key=jax.random.key(int(d['seed'])),
+    num_hypotheses=int(d['eval_hypotheses']),
+    num_steps=int(d['eval_steps']),
+    flip=bool(config.eval.flip_test),
+    **_skeletons(config, d),
+  )
   return y[:, -1].mean(axis=1) / 1000.0
 
 
@@ -770,5 +840,7 @@ def train_iterator(config, *, seed: int, process_index: int = 0, process_count: 
   src = source_data(config)
   build.ensure_built(src['name'], src.get('data_dir') or None, src.get('config') or None)
   kw = dict(process_index=process_index, process_count=process_count)
-  return PairedIterator(pipeline.train_iterator(config.data, seed=seed, **kw),
-                        pipeline.train_iterator(src, seed=seed + 1, **kw))  # fmt: skip
+  return PairedIterator(
+    pipeline.train_iterator(config.data, seed=seed, **kw),
+    pipeline.train_iterator(src, seed=seed + 1, **kw),
+  )

@@ -34,7 +34,9 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   """Returns (loss, (scalars, new_model_state)). batch: see jaxpose/types.py."""
   pred, new_state = _apply_train(model, params, model_state, batch['kp2d_norm'], rng)
   total, parts = losses.combine(dict(config.method.loss), pred, batch)
-  w = batch['valid'].any(axis=-1).astype(pred.dtype) if 'valid' in batch else jnp.ones(pred.shape[0])
+  w = (
+    batch['valid'].any(axis=-1).astype(pred.dtype) if 'valid' in batch else jnp.ones(pred.shape[0])
+  )
   loss = masked_mean(total, w)
   scalars = {'loss': loss, **{f'loss/{k}': masked_mean(v, w) for k, v in parts.items()}}
   return loss, (scalars, new_state)

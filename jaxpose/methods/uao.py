@@ -243,13 +243,39 @@ def tto(
   hyper = jnp.asarray([lr, w_prior, w_proj], jnp.float32)
   if chunk_size is not None and (mode != 'per_sample' or chunk_size < 1):
     raise ValueError(f'chunk_size needs mode=per_sample and >= 1, got {chunk_size} ({mode})')
-  return _tto_jit(model, iters, mode, root_joint, trajectory, chunk_size, variables, kp2d,
-                  kp2d_flip, cam, root, perm, hyper)  # fmt: skip
+  return _tto_jit(
+    model,
+    iters,
+    mode,
+    root_joint,
+    trajectory,
+    chunk_size,
+    variables,
+    kp2d,
+    kp2d_flip,
+    cam,
+    root,
+    perm,
+    hyper,
+  )
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _tto_jit(model, iters, mode, root_joint, trajectory, chunk_size, variables, kp2d, kp2d_flip,
-             cam, root, perm, hyper):  # fmt: skip
+def _tto_jit(
+  model,
+  iters,
+  mode,
+  root_joint,
+  trajectory,
+  chunk_size,
+  variables,
+  kp2d,
+  kp2d_flip,
+  cam,
+  root,
+  perm,
+  hyper,
+):
   variables = jax.lax.stop_gradient(variables)
   lr, w_prior, w_proj = hyper[0], hyper[1], hyper[2]
   apply_fn = partial(model.apply, variables, train=False, return_uncertainty=True)
@@ -386,17 +412,30 @@ def predict_batch(
   (B, T_out, 1, 3) metres (oracle inputs, see the module docstring). Returns pose3d
   (B, T_out, J, 3), root joint 0.
   """
-  t = mlc.ConfigDict({**TTO_DEFAULTS, **{k[len('tto_'):]: v for k, v in
-                                        config.method.kwargs.items() if k.startswith('tto_')}})
+  t = mlc.ConfigDict(
+    {
+      **TTO_DEFAULTS,
+      **{k[len('tto_') :]: v for k, v in config.method.kwargs.items() if k.startswith('tto_')},
+    }
+  )
   if int(t.iters) <= 0:
     return predict(model, variables, batch['kp2d_norm'], config)
   sk = skel.get(config.data.skeleton)
   k = jnp.asarray(batch['cam_intrinsics'], jnp.float32)  # pixels -> VideoPose3D normalised
   cam = camera.intrinsics_px_to_norm(k, batch['res_w'], batch['res_h'])
   out = tto(
-    model, variables, batch['kp2d_norm'], cam, batch['pose3d_root'],
-    flip_perm=jnp.asarray(sk.flip_perm), iters=int(t.iters), lr=t.lr, w_prior=t.w_prior,
-    w_proj=t.w_proj, mode=t.mode, root_joint=sk.root,
+    model,
+    variables,
+    batch['kp2d_norm'],
+    cam,
+    batch['pose3d_root'],
+    flip_perm=jnp.asarray(sk.flip_perm),
+    iters=int(t.iters),
+    lr=t.lr,
+    w_prior=t.w_prior,
+    w_proj=t.w_proj,
+    mode=t.mode,
+    root_joint=sk.root,
     chunk_size=(t.get('chunk_size') or None) if t.mode == 'per_sample' else None,
-  )  # fmt: skip
+  )
   return out['pose3d']

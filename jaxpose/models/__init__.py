@@ -26,8 +26,11 @@ _NOT_MODELS = {'layers'}
 def list_models() -> list[str]:
   """Names of every model module (module stems under jaxpose.models)."""
   path = __path__  # type: ignore[name-defined]
-  return sorted(m.name for m in pkgutil.iter_modules(path) if m.name not in _NOT_MODELS
-                and not m.name.startswith('_'))
+  return sorted(
+    m.name
+    for m in pkgutil.iter_modules(path)
+    if m.name not in _NOT_MODELS and not m.name.startswith('_')
+  )
 
 
 def get_module(name: str) -> ModuleType:
@@ -66,7 +69,9 @@ def build(name: str, variant: str | None = None, **overrides: Any):
   fields = model_fields(name)
   bad = sorted(set(overrides) - set(fields))
   if bad:
-    raise ValueError(f'Unknown override(s) {bad} for model {name!r}; valid fields: {", ".join(fields)}')
+    raise ValueError(
+      f'Unknown override(s) {bad} for model {name!r}; valid fields: {", ".join(fields)}'
+    )
   kwargs.update(overrides)
   return mod.Model(**kwargs)
 

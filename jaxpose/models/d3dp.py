@@ -147,8 +147,9 @@ class Model(nn.Module):
 
   def _build_lifter(self, spec: LifterSpec) -> nn.Module:
     kwargs = dict(self.lifter_kwargs)
-    kwargs.update({spec.frames: self.num_frames, spec.joints: self.num_joints,
-                   spec.channels: self.in_channels})  # fmt: skip
+    kwargs.update(
+      {spec.frames: self.num_frames, spec.joints: self.num_joints, spec.channels: self.in_channels}
+    )
     checked = models.build(self.lifter, self.lifter_variant or None, **kwargs)  # validates names
     fields = {f: getattr(checked, f) for f in models.model_fields(self.lifter)}
     return type(checked)(**fields, name='lifter')
@@ -170,8 +171,9 @@ class Model(nn.Module):
     if x.ndim == 4 and x.shape[-1] == self.in_channels - 3:
       x = jnp.concatenate([x, jnp.zeros((*x.shape[:-1], 3), x.dtype)], axis=-1)
     if x.ndim != 4 or x.shape[1:] != (self.num_frames, self.num_joints, self.in_channels):
-      raise ValueError(f'D3DP expects (B, {self.num_frames}, {self.num_joints}, '
-                       f'{self.in_channels}), got {x.shape}')  # fmt: skip
+      raise ValueError(
+        f'D3DP expects (B, {self.num_frames}, {self.num_joints}, {self.in_channels}), got {x.shape}'
+      )
     spec = LIFTERS.get(self.lifter, LifterSpec())
     lifter = self._build_lifter(spec)
     width = self.time_dim or int(getattr(lifter, spec.width))
@@ -200,8 +202,10 @@ class Model(nn.Module):
         y = lifter(x, train=train)
       where = f'submodule {"/".join(target)}'
     else:
-      raise ValueError(f'D3DP: lifter {self.lifter!r} has no token_hook; name its token embedding '
-                       'with `embed` (and its width with `time_dim`)')  # fmt: skip
+      raise ValueError(
+        f'D3DP: lifter {self.lifter!r} has no token_hook; name its token embedding '
+        'with `embed` (and its width with `time_dim`)'
+      )
     if len(hits) != 1:  # the timestep must reach the lifter exactly once
       raise ValueError(f'D3DP: the time embedding went into {where} {len(hits)} times, expected 1')
     return y
@@ -255,8 +259,9 @@ def from_torch(
   sd = {k: v for k, v in state_dict.items() if k.startswith('pose_estimator.')}
   embed = np.asarray(sd['pose_estimator.Spatial_patch_to_embedding.weight'])
   dim = cs or embed.shape[0]
-  depth = dep or sum(1 for k in sd if k.startswith('pose_estimator.STEblocks.')
-                     and k.endswith('norm1.weight'))  # fmt: skip
+  depth = dep or sum(
+    1 for k in sd if k.startswith('pose_estimator.STEblocks.') and k.endswith('norm1.weight')
+  )
   model = Model(
     num_frames=number_of_frames or np.asarray(sd['pose_estimator.Temporal_pos_embed']).shape[1],
     num_joints=np.asarray(sd['pose_estimator.Spatial_pos_embed']).shape[1],

@@ -60,9 +60,23 @@ from jaxpose.models.layers.linear import Linear
 
 # H36M-17 bones (parent, child), the official `edges`.
 H36M_EDGES: tuple[tuple[int, int], ...] = (
-  (0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10), (8, 11),
-  (11, 12), (12, 13), (8, 14), (14, 15), (15, 16),
-)  # fmt: skip
+  (0, 1),
+  (1, 2),
+  (2, 3),
+  (0, 4),
+  (4, 5),
+  (5, 6),
+  (0, 7),
+  (7, 8),
+  (8, 9),
+  (9, 10),
+  (8, 11),
+  (11, 12),
+  (12, 13),
+  (8, 14),
+  (14, 15),
+  (15, 16),
+)
 
 VARIANTS = {
   'frame': {'num_frames': 1, 'initialiser': 'gcnpose'},
@@ -207,8 +221,9 @@ class MultiHeadedAttention(nn.Module):
     """x: (N, J, D) -> (N, J, D)."""
     n, j, d = x.shape
     dk = d // self.num_heads
-    q, k, v = (Linear(d, name=f'linears_{i}')(x).reshape(n, j, self.num_heads, dk)
-               for i in range(3))  # fmt: skip
+    q, k, v = (
+      Linear(d, name=f'linears_{i}')(x).reshape(n, j, self.num_heads, dk) for i in range(3)
+    )
     scores = jnp.einsum('bqhd,bkhd->bhqk', q, k) / math.sqrt(dk)
     p = nn.Dropout(self.attn_dropout)(jax.nn.softmax(scores, -1), deterministic=not train)
     out = jnp.einsum('bhqk,bkhd->bqhd', p, v).reshape(n, j, d)
@@ -320,10 +335,12 @@ class GraphTrunk(nn.Module):
       temb = _TimeMLP(self.hid_dim, name='temb')(t)
     h = ChebConv(self.hid_dim, cheb, name='gconv_input')(x)
     for i in range(self.num_layers):
-      h = GraAttenLayer(self.num_heads, self.dropout, self.attn_dropout,
-                        name=f'atten_layers_{i}')(h, train=train)  # fmt: skip
-      h = ResChebBlock(self.hid_dim, cheb, self.gconv_dropout, self.time_embedding,
-                       name=f'gconv_layers_{i}')(h, temb, train=train)  # fmt: skip
+      h = GraAttenLayer(self.num_heads, self.dropout, self.attn_dropout, name=f'atten_layers_{i}')(
+        h, train=train
+      )
+      h = ResChebBlock(
+        self.hid_dim, cheb, self.gconv_dropout, self.time_embedding, name=f'gconv_layers_{i}'
+      )(h, temb, train=train)
     out = ChebConv(self.out_channels, cheb, name='gconv_output')(h)
     return out.reshape(*lead, *out.shape[-2:])
 
@@ -364,10 +381,16 @@ class Model(nn.Module):
   edges: tuple[tuple[int, int], ...] = H36M_EDGES
 
   def _trunk_kwargs(self) -> dict[str, Any]:
-    return dict(hid_dim=self.hid_dim, num_layers=self.num_layers, num_heads=self.num_heads,
-                dropout=self.dropout, attn_dropout=self.attn_dropout,
-                gconv_dropout=self.gconv_dropout, num_joints=self.num_joints,
-                edges=tuple(tuple(e) for e in self.edges))  # fmt: skip
+    return dict(
+      hid_dim=self.hid_dim,
+      num_layers=self.num_layers,
+      num_heads=self.num_heads,
+      dropout=self.dropout,
+      attn_dropout=self.attn_dropout,
+      gconv_dropout=self.gconv_dropout,
+      num_joints=self.num_joints,
+      edges=tuple(tuple(e) for e in self.edges),
+    )
 
   def setup(self):
     extra = dict(self.pose_kwargs)
@@ -375,8 +398,9 @@ class Model(nn.Module):
       self.pose = GraphTrunk(3, time_embedding=False, **{**self._trunk_kwargs(), **extra})
     elif self.initialiser == 'mixste':
       kw = {**MIXSTE_INIT, **extra}
-      self.pose = mixste.Model(num_frames=self.num_frames, num_joints=self.num_joints,
-                               in_channels=self.in_channels, **kw)  # fmt: skip
+      self.pose = mixste.Model(
+        num_frames=self.num_frames, num_joints=self.num_joints, in_channels=self.in_channels, **kw
+      )
     else:
       raise ValueError(f"initialiser must be 'gcnpose' or 'mixste', got {self.initialiser!r}")
     self.diff = GraphTrunk(self.in_channels + 3, time_embedding=True, **self._trunk_kwargs())
@@ -396,8 +420,9 @@ class Model(nn.Module):
       raise ValueError(f'DiffPose expects (B, {", ".join(map(str, expected))}), got {x.shape}')
     out = self.initial_pose(x, train=train)
     if self.is_initializing():  # create the denoiser's parameters too
-      self.denoise(jnp.concatenate([x[..., : self.in_channels], out], -1),
-                   jnp.zeros(x.shape[:1]), train=False)  # fmt: skip
+      self.denoise(
+        jnp.concatenate([x[..., : self.in_channels], out], -1), jnp.zeros(x.shape[:1]), train=False
+      )
     return out
 
   def initial_pose(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -513,8 +538,9 @@ def from_torch(
     pose_cm = config_model_pose or {**cm, 'coords_dim': (in_channels, 3)}
     pose_trunk = trunk_from_config(pose_cm, time_embedding=False)
     sizes = ('hid_dim', 'num_layers', 'num_heads', 'dropout')
-    pose_kw = tuple((k, getattr(pose_trunk, k)) for k in sizes
-                    if getattr(pose_trunk, k) != getattr(diff_trunk, k))  # fmt: skip
+    pose_kw = tuple(
+      (k, getattr(pose_trunk, k)) for k in sizes if getattr(pose_trunk, k) != getattr(diff_trunk, k)
+    )
     if pose_state_dict is not None:
       pose_params = convert_trunk(pose_state_dict, pose_trunk, in_channels)['params']
     t = 1
@@ -529,10 +555,17 @@ def from_torch(
     pose_kw = tuple(sorted(kw.items()))
   else:
     raise ValueError(f"initialiser must be 'gcnpose' or 'mixste', got {initialiser!r}")
-  model = Model(num_frames=t, num_joints=diff_trunk.num_joints, in_channels=in_channels,
-                initialiser=initialiser, hid_dim=diff_trunk.hid_dim,
-                num_layers=diff_trunk.num_layers, num_heads=diff_trunk.num_heads,
-                dropout=diff_trunk.dropout, pose_kwargs=pose_kw)  # fmt: skip
+  model = Model(
+    num_frames=t,
+    num_joints=diff_trunk.num_joints,
+    in_channels=in_channels,
+    initialiser=initialiser,
+    hid_dim=diff_trunk.hid_dim,
+    num_layers=diff_trunk.num_layers,
+    num_heads=diff_trunk.num_heads,
+    dropout=diff_trunk.dropout,
+    pose_kwargs=pose_kw,
+  )
   x = jnp.zeros((1, *input_shape(model)), jnp.float32)
   init = lambda: model.init(jax.random.key(0), x, train=False)
   # Shapes only when both networks come from checkpoints; a real init for a missing initialiser.

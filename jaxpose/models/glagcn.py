@@ -66,9 +66,21 @@ from jaxpose.models.layers.norms import TorchBatchNorm
 # (child, parent) of the VideoPose3D tree; the official HumanEva-15 list orients the limbs away from
 # the thorax/pelvis, which changes which links are "inward" (a published fact kept as is).
 _HUMANEVA15_INWARD = (
-  (14, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 0), (0, 11), (11, 12),
-  (12, 13), (0, 8), (8, 9), (9, 10),
-)  # fmt: skip
+  (14, 1),
+  (1, 2),
+  (2, 3),
+  (3, 4),
+  (1, 5),
+  (5, 6),
+  (6, 7),
+  (1, 0),
+  (0, 11),
+  (11, 12),
+  (12, 13),
+  (0, 8),
+  (8, 9),
+  (9, 10),
+)
 INWARD: dict[str, tuple[tuple[int, int], ...]] = {
   'h36m': tuple((c, p) for c, p in enumerate(get_skeleton('h36m17').parents) if p >= 0),
   'humaneva15': _HUMANEVA15_INWARD,
@@ -90,17 +102,40 @@ TEST_OVERRIDES: dict[str, Any] = dict(filter_widths=(3, 3), channels=8)
 # conv and matmul). `macs_per_frame_clip`: predicting every frame of a 243-frame clip, one window
 # per frame. The paper's own params/FLOPs are not verified here.
 PAPER: dict[str, dict[str, Any]] = {
-  '243': dict(params=1_348_856, macs_all=1_623_123_450, frames=243, frames_out=1,
-              macs_per_frame_clip=243 * 1_623_123_450,
-              reported_params='1.35M (measured, official class)',
-              reported_macs='1.62G MACs per output frame, ~394G per 243-frame clip (measured)'),
-  '81': dict(params=1_096_466, macs_all=537_546_222, frames=81, frames_out=1,
-             reported_params='1.10M (measured)', reported_macs='0.54G per output frame'),
-  '27': dict(params=844_076, macs_all=175_687_146, frames=27, frames_out=1,
-             reported_params='0.84M (measured)', reported_macs='0.18G per output frame'),
-  'humaneva15_27': dict(params=842_724, macs_all=154_112_490, frames=27, frames_out=1,
-                        reported_params='0.84M (measured)', reported_macs='0.15G per output frame'),
-}  # fmt: skip
+  '243': dict(
+    params=1_348_856,
+    macs_all=1_623_123_450,
+    frames=243,
+    frames_out=1,
+    macs_per_frame_clip=243 * 1_623_123_450,
+    reported_params='1.35M (measured, official class)',
+    reported_macs='1.62G MACs per output frame, ~394G per 243-frame clip (measured)',
+  ),
+  '81': dict(
+    params=1_096_466,
+    macs_all=537_546_222,
+    frames=81,
+    frames_out=1,
+    reported_params='1.10M (measured)',
+    reported_macs='0.54G per output frame',
+  ),
+  '27': dict(
+    params=844_076,
+    macs_all=175_687_146,
+    frames=27,
+    frames_out=1,
+    reported_params='0.84M (measured)',
+    reported_macs='0.18G per output frame',
+  ),
+  'humaneva15_27': dict(
+    params=842_724,
+    macs_all=154_112_490,
+    frames=27,
+    frames_out=1,
+    reported_params='0.84M (measured)',
+    reported_macs='0.15G per output frame',
+  ),
+}
 
 
 @functools.lru_cache(maxsize=8)
@@ -217,9 +252,12 @@ class TemporalConv(nn.Module):
     pad = (self.kernel_size - 1) // 2
     # Explicit padding: 'SAME' with stride 3 pads asymmetrically and shifts the sampled frames.
     y = _conv(
-      self.features, (self.kernel_size, 1), 'conv', strides=(self.stride, 1),
+      self.features,
+      (self.kernel_size, 1),
+      'conv',
+      strides=(self.stride, 1),
       padding=((pad, pad), (0, 0)),
-    )(x)  # fmt: skip
+    )(x)
     return TorchBatchNorm(momentum=self.bn_momentum, name='bn')(y, train=train)
 
 
@@ -339,9 +377,9 @@ class Model(nn.Module):
     for i, fw in enumerate(self.filter_widths):
       res = h[:, fw // 2 :: fw]  # the centre frame of every group of f
       h = drop(unit(name=f'layers_tcngcn_{2 * i}')(h, adj, train=train))
-      h = drop(unit(stride=fw, residual=False, name=f'layers_tcngcn_{2 * i + 1}')(
-        h, adj, train=train
-      ))  # fmt: skip
+      h = drop(
+        unit(stride=fw, residual=False, name=f'layers_tcngcn_{2 * i + 1}')(h, adj, train=train)
+      )
       h = res + h
     h = jnp.mean(h, axis=1)  # (B, J, C): the remaining time axis has length 1
     head = nn.Conv(

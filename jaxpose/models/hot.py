@@ -72,25 +72,52 @@ class _Backbone:
 
 _BACKBONES = {
   # MixSTE adds its temporal position embedding inside block 0, so pruning starts at block 1.
-  'mixste': _Backbone('depth', 'num_heads', 'qkv_bias', 'qk_scale', 'attn_drop_rate',
-                      'drop_rate', first_layer=1, normal_init=False),
-  'motionbert': _Backbone('depth', 'num_heads', 'qkv_bias', 'qk_scale',
-                          'attn_drop_rate', 'drop_rate', first_layer=0, normal_init=True),
-  'motionagformer': _Backbone('n_layers', 'num_heads', 'qkv_bias', 'qkv_scale',
-                              'attn_drop', 'drop', first_layer=0, normal_init=False),
-}  # fmt: skip
+  'mixste': _Backbone(
+    'depth',
+    'num_heads',
+    'qkv_bias',
+    'qk_scale',
+    'attn_drop_rate',
+    'drop_rate',
+    first_layer=1,
+    normal_init=False,
+  ),
+  'motionbert': _Backbone(
+    'depth',
+    'num_heads',
+    'qkv_bias',
+    'qk_scale',
+    'attn_drop_rate',
+    'drop_rate',
+    first_layer=0,
+    normal_init=True,
+  ),
+  'motionagformer': _Backbone(
+    'n_layers',
+    'num_heads',
+    'qkv_bias',
+    'qkv_scale',
+    'attn_drop',
+    'drop',
+    first_layer=0,
+    normal_init=False,
+  ),
+}
 
 MODES = ('hot', 'tpc')
 
 VARIANTS = {
   'hot_mixste': dict(backbone='mixste', backbone_variant='243', token_num=81, layer_index=3),
-  'tpc_mixste': dict(backbone='mixste', backbone_variant='243', token_num=61, layer_index=7,
-                     mode='tpc'),
-  'hot_motionbert': dict(backbone='motionbert', backbone_variant='lite', token_num=81,
-                         layer_index=1),
-  'hot_motionagformer': dict(backbone='motionagformer', backbone_variant='b', token_num=81,
-                             layer_index=7),
-}  # fmt: skip
+  'tpc_mixste': dict(
+    backbone='mixste', backbone_variant='243', token_num=61, layer_index=7, mode='tpc'
+  ),
+  'hot_motionbert': dict(
+    backbone='motionbert', backbone_variant='lite', token_num=81, layer_index=1
+  ),
+  'hot_motionagformer': dict(
+    backbone='motionagformer', backbone_variant='b', token_num=81, layer_index=7
+  ),
+}
 
 # The backbone's own test size (MixSTE by default: T = 9, D = 32, 2 block pairs).
 TEST_OVERRIDES = {'backbone_variant': 'test', 'token_num': 4, 'layer_index': 1}
@@ -394,8 +421,15 @@ def from_torch(
 
   bb_module = models.get_module(backbone)
   if backbone == 'mixste':
-    bb_kwargs = dict(num_frame=frames, num_joints=n_joints, embed_dim_ratio=channel, in_chans=2,
-                     depth=8, num_heads=8, mlp_ratio=2.0)  # fmt: skip
+    bb_kwargs = dict(
+      num_frame=frames,
+      num_joints=n_joints,
+      embed_dim_ratio=channel,
+      in_chans=2,
+      depth=8,
+      num_heads=8,
+      mlp_ratio=2.0,
+    )
   elif backbone == 'motionbert':
     bb_kwargs = dict(num_heads=8)
   else:

@@ -150,8 +150,9 @@ class PriorBlock(nn.Module):
       raise ValueError(f"PriorBlock.kind must be 'kpa' or 'tpa', got {self.kind!r}")
     h = nn.Dropout(self.drop, deterministic=not train)(h)
     # norm1 is a plain nn.LayerNorm in the official attention modules (eps 1e-5); norm2 is 1e-6.
-    return pre_norm_sublayers(self, h, train=train, token_axis=token_axis, norm1_eps=1e-5,
-                              norm2_eps=1e-6)  # fmt: skip
+    return pre_norm_sublayers(
+      self, h, train=train, token_axis=token_axis, norm1_eps=1e-5, norm2_eps=1e-6
+    )
 
 
 class Model(nn.Module):

@@ -130,21 +130,51 @@ VARIANTS: dict[str, dict[str, Any]] = {
 # Published numbers for the benchmark harness; MACs per clip (B = 1) as measured on the official
 # code: `macs_linear` counts Linear layers only, `macs_all` every matmul.
 PAPER: dict[str, dict[str, Any]] = {
-  'xs': dict(params=2_241_531, macs_linear=1.01e9, macs_all=1.08e9, frames=27,
-             reported_params='2.2M', reported_macs='1.0G'),
-  's': dict(params=4_817_119, macs_linear=6.51e9, macs_all=7.86e9, frames=81,
-            reported_params='4.8M', reported_macs='6.6G'),
-  'b': dict(params=11_723_811, macs_linear=47.96e9, macs_all=64.5e9, frames=243,
-            reported_params='11.7M', reported_macs='48.3G'),
-  'l': dict(params=19_007_111, macs_linear=77.76e9, macs_all=104.6e9, frames=243,
-            reported_params='19.0M', reported_macs='78.3G'),
-}  # fmt: skip
+  'xs': dict(
+    params=2_241_531,
+    macs_linear=1.01e9,
+    macs_all=1.08e9,
+    frames=27,
+    reported_params='2.2M',
+    reported_macs='1.0G',
+  ),
+  's': dict(
+    params=4_817_119,
+    macs_linear=6.51e9,
+    macs_all=7.86e9,
+    frames=81,
+    reported_params='4.8M',
+    reported_macs='6.6G',
+  ),
+  'b': dict(
+    params=11_723_811,
+    macs_linear=47.96e9,
+    macs_all=64.5e9,
+    frames=243,
+    reported_params='11.7M',
+    reported_macs='48.3G',
+  ),
+  'l': dict(
+    params=19_007_111,
+    macs_linear=77.76e9,
+    macs_all=104.6e9,
+    frames=243,
+    reported_params='19.0M',
+    reported_macs='78.3G',
+  ),
+}
 
 # Shrunk settings for the generic model-contract test (cheap, and every dropout path active).
 TEST_OVERRIDES: dict[str, Any] = dict(
-  n_layers=1, dim_feat=16, dim_rep=8, num_heads=2, n_frames=5, drop=0.1, attn_drop=0.1,
+  n_layers=1,
+  dim_feat=16,
+  dim_rep=8,
+  num_heads=2,
+  n_frames=5,
+  drop=0.1,
+  attn_drop=0.1,
   drop_path=0.1,
-)  # fmt: skip
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,18 +23,32 @@ from jaxpose.types import PyTree
 class Checkpointer:
   """Thin wrapper around two Orbax CheckpointManagers (latest and best)."""
 
-  def __init__(self, workdir: str | pathlib.Path, keep: int = 2, best_metric: str = 'mpjpe_mm',
-               async_save: bool = True):
+  def __init__(
+    self,
+    workdir: str | pathlib.Path,
+    keep: int = 2,
+    best_metric: str = 'mpjpe_mm',
+    async_save: bool = True,
+  ):
     root = pathlib.Path(workdir).absolute()
     self.best_metric = best_metric
     self.latest = ocp.CheckpointManager(
-      root / 'ckpt', options=ocp.CheckpointManagerOptions(
-        max_to_keep=keep, enable_async_checkpointing=async_save, create=True))
+      root / 'ckpt',
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+      ),
+    )
     self.best = ocp.CheckpointManager(
-      root / 'best', options=ocp.CheckpointManagerOptions(
-        max_to_keep=1, best_fn=lambda m: m[best_metric], best_mode='min',
-        keep_checkpoints_without_metrics=False, enable_async_checkpointing=async_save,
-        create=True))
+      root / 'best',
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1,
+        best_fn=lambda m: m[best_metric],
+        best_mode='min',
+        keep_checkpoints_without_metrics=False,
+        enable_async_checkpointing=async_save,
+        create=True,
+      ),
+    )
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
@@ -45,13 +59,22 @@ class Checkpointer:
       args['data'] = grain.checkpoint.CheckpointSave(data_iter)
     self.latest.save(step, args=ocp.args.Composite(**args))
 
-  def save_best(self, step: int, state: PyTree, config: dict[str, Any],
-                metrics: dict[str, float]) -> None:
-    self.best.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(config)), metrics=metrics)
+  def save_best(
+    self, step: int, state: PyTree, config: dict[str, Any], metrics: dict[str, float]
+  ) -> None:
+    self.best.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(config)),
+      metrics=metrics,
+    )
 
-  def restore(self, abstract_state: PyTree, data_iter: Any = None, step: int | None = None,
-              which: str = 'latest') -> PyTree:
+  def restore(
+    self,
+    abstract_state: PyTree,
+    data_iter: Any = None,
+    step: int | None = None,
+    which: str = 'latest',
+  ) -> PyTree:
     """Restores onto the shardings carried by `abstract_state` (any device count).
 
     `data_iter`, when given, is advanced in place to the saved iterator position.
@@ -92,7 +115,7 @@ def load_params(path: str | pathlib.Path, which: str = 'best') -> dict[str, Any]
   if (path / 'state').exists():
     step_dir = path
   else:
-    for sub in ([which, 'ckpt'] if which == 'best' else ['ckpt']):
+    for sub in [which, 'ckpt'] if which == 'best' else ['ckpt']:
       steps = sorted(int(p.name) for p in (path / sub).glob('[0-9]*') if p.name.isdigit())
       if steps:
         step_dir = path / sub / str(steps[-1])

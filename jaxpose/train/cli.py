@@ -1,7 +1,7 @@
 """`jaxpose train` and `jaxpose eval` (absl flags + ml_collections config_flags).
 
-  jaxpose train --config configs/motionagformer.py:xs --workdir runs/x [--config.optim.lr=1e-4]
-  jaxpose eval  --config configs/motionagformer.py:xs --workdir runs/x   (or --checkpoint DIR)
+jaxpose train --config configs/motionagformer.py:xs --workdir runs/x [--config.optim.lr=1e-4]
+jaxpose eval  --config configs/motionagformer.py:xs --workdir runs/x   (or --checkpoint DIR)
 """
 
 from __future__ import annotations
@@ -17,14 +17,18 @@ def make_flags(argv: list[str]) -> flags.FlagValues:
   """A fresh flag set per parse. config_flags finds the `--config.k=v` overrides in `sys_argv`
   (sys.argv by default), so it is given the argv actually parsed."""
   fv = flags.FlagValues()
-  config_flags.DEFINE_config_file('config', None, 'config file[:arg]', flag_values=fv,
-                                  lock_config=True, sys_argv=list(argv))
-  flags.DEFINE_string('workdir', None, 'run directory (checkpoints, metrics, plots)',
-                      flag_values=fv)
-  flags.DEFINE_string('checkpoint', None, 'eval: a checkpoint or workdir to evaluate instead',
-                      flag_values=fv)
-  flags.DEFINE_string('split', None, 'eval: split to evaluate (default: data.eval_split)',
-                      flag_values=fv)
+  config_flags.DEFINE_config_file(
+    'config', None, 'config file[:arg]', flag_values=fv, lock_config=True, sys_argv=list(argv)
+  )
+  flags.DEFINE_string(
+    'workdir', None, 'run directory (checkpoints, metrics, plots)', flag_values=fv
+  )
+  flags.DEFINE_string(
+    'checkpoint', None, 'eval: a checkpoint or workdir to evaluate instead', flag_values=fv
+  )
+  flags.DEFINE_string(
+    'split', None, 'eval: split to evaluate (default: data.eval_split)', flag_values=fv
+  )
   return fv
 
 
@@ -48,7 +52,7 @@ def parse(argv: list[str]):
 def _explain(err: Exception, argv: list[str]) -> str:
   """Adds the valid keys to an unknown-override error."""
   msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-  bad = [a.split('=', 1)[0][len('--config.'):] for a in argv if a.startswith('--config.')]
+  bad = [a.split('=', 1)[0][len('--config.') :] for a in argv if a.startswith('--config.')]
   cfg_arg = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
   if cfg_arg is None or not bad:
     return msg
@@ -104,8 +108,15 @@ def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | N
   model = loop.make_model(config, method)
   eval_step = steps.make_eval_step(model, method, config)
   variables = sharding.replicate(variables, mesh)
-  return evaluator.evaluate(eval_step, variables, config, mesh, split=split,
-                            max_batches=config.eval.max_batches, progress=True)
+  return evaluator.evaluate(
+    eval_step,
+    variables,
+    config,
+    mesh,
+    split=split,
+    max_batches=config.eval.max_batches,
+    progress=True,
+  )
 
 
 if __name__ == '__main__':

@@ -41,17 +41,22 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   # A method that trains on more than the configured dataset (PoSynDA: target + source domain)
   # supplies its own resumable iterator.
   make_iter = getattr(method, 'train_iterator', None) or (
-    lambda c, **kw: pipeline.train_iterator(c.data, **kw))
-  data_iter = make_iter(config, seed=config.seed, process_index=jax.process_index(),
-                        process_count=jax.process_count())
+    lambda c, **kw: pipeline.train_iterator(c.data, **kw)
+  )
+  data_iter = make_iter(
+    config, seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()
+  )
   total, per_epoch = schedule_lengths(config)
   tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
   ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
   if ckpt.latest_step() is not None:  # resume: restore onto this mesh, no initialisation needed
     x = jnp.zeros(input_shape(config), jnp.float32)
     init_vars = getattr(method, 'init_variables', None)
-    shapes = jax.eval_shape(lambda: state_lib.create(
-      model, tx, x, config.seed, init_vars(config, model) if init_vars else None))
+    shapes = jax.eval_shape(
+      lambda: state_lib.create(
+        model, tx, x, config.seed, init_vars(config, model) if init_vars else None
+      )
+    )
     state = ckpt.restore(checkpoint.abstract_like(shapes, sharding.replicated(mesh)), data_iter)
   else:
     state = init_state(config, model, tx, mesh, method)
@@ -90,8 +95,9 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
     ckpt.close()
     writer.close()
   if start >= total and not results:  # resumed a finished run: evaluate what it ended with
-    results = evaluator.evaluate(eval_step, variables_of(state), config, mesh,
-                                 max_batches=config.eval.max_batches)
+    results = evaluator.evaluate(
+      eval_step, variables_of(state), config, mesh, max_batches=config.eval.max_batches
+    )
   return results
 
 
@@ -108,7 +114,8 @@ def make_model(config: mlc.ConfigDict, method) -> Any:
 def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
   """(total_steps, steps_per_epoch) from train.epochs/total_steps and the number of windows."""
   per_epoch = config.train.steps_per_epoch or max(
-    1, pipeline.num_windows(config.data, config.data.train_split) // config.data.batch_size)
+    1, pipeline.num_windows(config.data, config.data.train_split) // config.data.batch_size
+  )
   total = config.train.epochs * per_epoch if config.train.epochs else config.train.total_steps
   return int(total), int(per_epoch)
 
@@ -168,8 +175,10 @@ def log_scalars(writer, bar, pending, lr_fn, since: tuple[int, float] | None) ->
     steps_per_s = (host[-1][0] - since[0]) / max(time.time() - since[1], 1e-9)
   for step, sc in host:
     if not np.isfinite(sc['loss']):
-      raise FloatingPointError(f'non-finite loss {float(sc["loss"])} at step {step}; the run '
-                               f'stopped and its last good checkpoint is kept')
+      raise FloatingPointError(
+        f'non-finite loss {float(sc["loss"])} at step {step}; the run '
+        f'stopped and its last good checkpoint is kept'
+      )
   step, sc = host[-1]
   out = {k: float(v) for k, v in sc.items()}
   out['lr'] = float(lr_fn(step - 1))
@@ -185,8 +194,9 @@ def variables_of(state: state_lib.TrainState) -> dict[str, Any]:
 
 
 def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> dict[str, Any]:
-  res = evaluator.evaluate(eval_step, variables_of(state), config, mesh,
-                           max_batches=config.eval.max_batches)
+  res = evaluator.evaluate(
+    eval_step, variables_of(state), config, mesh, max_batches=config.eval.max_batches
+  )
   scalars = {f'eval/{k}': res[k] for k in ('mpjpe_mm', 'p_mpjpe_mm', 'mpjpe_mm_frames')}
   writer.write_scalars(step, scalars)
   writer.flush()
@@ -205,12 +215,19 @@ def check_workdir_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
   new = _flat(config.to_dict())
   if path.exists():
     old = _flat(json.loads(path.read_text()))
-    diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k) and k not in _RESUME_FREE}
+    diff = {
+      k: (old.get(k), new.get(k))
+      for k in sorted(set(old) | set(new))
+      if old.get(k) != new.get(k) and k not in _RESUME_FREE
+    }
     if diff and not config.train.allow_config_change:
-      lines = '\n'.join(f'  {k}: workdir has {a!r}, this run has {b!r}' for k, (a, b) in diff.items())
-      raise ValueError(f'{workdir} holds a run with a different config:\n{lines}\nUse another '
-                       f'--workdir, or pass --config.train.allow_config_change=True to resume anyway.')
+      lines = '\n'.join(
+        f'  {k}: workdir has {a!r}, this run has {b!r}' for k, (a, b) in diff.items()
+      )
+      raise ValueError(
+        f'{workdir} holds a run with a different config:\n{lines}\nUse another '
+        f'--workdir, or pass --config.train.allow_config_change=True to resume anyway.'
+      )
   if jax.process_index() == 0:
     path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str))
 

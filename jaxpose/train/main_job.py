@@ -45,8 +45,11 @@ def main(argv: list[str]) -> int:
   if args.steps:
     config.train.total_steps = args.steps
     config.train.eval_every = 0
-  print(f'[jaxpose main] training MotionAGFormer-XS for {config.train.total_steps} steps '
-        f'(batch {config.data.batch_size}, T={config.data.frames}) in {args.workdir}', flush=True)
+  print(
+    f'[jaxpose main] training MotionAGFormer-XS for {config.train.total_steps} steps '
+    f'(batch {config.data.batch_size}, T={config.data.frames}) in {args.workdir}',
+    flush=True,
+  )
   res = loop.run(config, args.workdir)
   workdir = pathlib.Path(args.workdir)
   rows = writers.read_jsonl(workdir / 'metrics.jsonl')
@@ -56,13 +59,22 @@ def main(argv: list[str]) -> int:
   pred = ex['pred'][b, t] - ex['pred'][b, t, :1]
   gt = ex['gt'][b, t] - ex['gt'][b, t, :1]
   png = workdir / 'main_job.png'
-  plots.main_job_figure(rows, pred, gt, png, title='MotionAGFormer-XS on deepmimic (held-out clips)')
+  plots.main_job_figure(
+    rows, pred, gt, png, title='MotionAGFormer-XS on deepmimic (held-out clips)'
+  )
   from jaxpose.eval import evaluator
 
   print(evaluator.format_table(res))
-  summary = {'mpjpe_mm': round(res['mpjpe_mm'], 2), 'p_mpjpe_mm': round(res['p_mpjpe_mm'], 2),
-             'frames': res['num_frames'], 'wall_s': round(time.time() - t0, 1), 'png': str(png)}
+  summary = {
+    'mpjpe_mm': round(res['mpjpe_mm'], 2),
+    'p_mpjpe_mm': round(res['p_mpjpe_mm'], 2),
+    'frames': res['num_frames'],
+    'wall_s': round(time.time() - t0, 1),
+    'png': str(png),
+  }
   (workdir / 'results.json').write_text(json.dumps(summary, indent=2))
-  print(f'[jaxpose main] deepmimic test: MPJPE {summary["mpjpe_mm"]} mm, P-MPJPE '
-        f'{summary["p_mpjpe_mm"]} mm over {summary["frames"]} frames; plot: {png}')
+  print(
+    f'[jaxpose main] deepmimic test: MPJPE {summary["mpjpe_mm"]} mm, P-MPJPE '
+    f'{summary["p_mpjpe_mm"]} mm over {summary["frames"]} frames; plot: {png}'
+  )
   return 0

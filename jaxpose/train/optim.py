@@ -8,16 +8,18 @@ import optax
 SCHEDULES = ('exponential_epoch', 'cosine', 'constant')
 
 
-def make_schedule(sched: mlc.ConfigDict, lr: float, total_steps: int,
-                  steps_per_epoch: int) -> optax.Schedule:
+def make_schedule(
+  sched: mlc.ConfigDict, lr: float, total_steps: int, steps_per_epoch: int
+) -> optax.Schedule:
   """The papers' schedules, with optional linear warm-up.
 
   exponential_epoch: lr * decay**epoch, stepped once per epoch (MotionAGFormer, MotionBERT,
   MixSTE, VideoPose3D all decay per epoch). cosine: cosine decay to 0 over the run.
   """
   if sched.type == 'exponential_epoch':
-    main = optax.exponential_decay(lr, transition_steps=max(1, steps_per_epoch),
-                                   decay_rate=sched.decay, staircase=True)
+    main = optax.exponential_decay(
+      lr, transition_steps=max(1, steps_per_epoch), decay_rate=sched.decay, staircase=True
+    )
   elif sched.type == 'cosine':
     main = optax.cosine_decay_schedule(lr, max(1, total_steps - sched.warmup_steps))
   elif sched.type == 'constant':
@@ -33,8 +35,9 @@ def make_schedule(sched: mlc.ConfigDict, lr: float, total_steps: int,
 OPTIMIZERS = ('adamw', 'adam', 'adam_amsgrad', 'sgd')
 
 
-def make_optimizer(config: mlc.ConfigDict, total_steps: int,
-                   steps_per_epoch: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(
+  config: mlc.ConfigDict, total_steps: int, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
   o = config.optim
   lr = make_schedule(config.schedule, o.lr, total_steps, steps_per_epoch)
   if o.name == 'adamw':

@@ -23,13 +23,14 @@ def maybe_initialize_distributed(mesh_cfg: mlc.ConfigDict) -> None:
   if mesh_cfg.num_processes > 1:
     jax.distributed.initialize(
       coordinator_address=mesh_cfg.coordinator_address or None,
-      num_processes=mesh_cfg.num_processes, process_id=mesh_cfg.process_id)
+      num_processes=mesh_cfg.num_processes,
+      process_id=mesh_cfg.process_id,
+    )
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
   n = num_devices or jax.device_count()
-  return jax.make_mesh((n,), ('data',), axis_types=(AxisType.Auto,),
-                       devices=jax.devices()[:n])
+  return jax.make_mesh((n,), ('data',), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

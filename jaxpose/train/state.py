@@ -35,12 +35,22 @@ def split_variables(variables: dict[str, Any]) -> tuple[PyTree, PyTree]:
   return params, variables
 
 
-def create(model, tx: optax.GradientTransformation, example_x: jax.Array, seed: int,
-           variables: dict[str, Any] | None = None) -> TrainState:
+def create(
+  model,
+  tx: optax.GradientTransformation,
+  example_x: jax.Array,
+  seed: int,
+  variables: dict[str, Any] | None = None,
+) -> TrainState:
   """Initialises (or adopts `variables`, e.g. imported weights) and the optimiser state."""
   init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
   if variables is None:
     variables = model.init({'params': init_key, 'dropout': init_key}, example_x, train=False)
   params, model_state = split_variables(variables)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                    opt_state=tx.init(params), rng=rng)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    model_state=model_state,
+    opt_state=tx.init(params),
+    rng=rng,
+  )

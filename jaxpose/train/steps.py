@@ -16,8 +16,9 @@ from jaxpose.geometry import skeleton as skel
 from jaxpose.train.state import TrainState
 
 
-def make_train_step(model, method: ModuleType, tx: optax.GradientTransformation,
-                    config: mlc.ConfigDict) -> Callable:
+def make_train_step(
+  model, method: ModuleType, tx: optax.GradientTransformation, config: mlc.ConfigDict
+) -> Callable:
   """train_step(state, batch) -> (state, scalars). The state is donated."""
 
   def train_step(state: TrainState, batch):
@@ -30,8 +31,9 @@ def make_train_step(model, method: ModuleType, tx: optax.GradientTransformation,
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     scalars = {**scalars, 'grad_norm': optax.global_norm(grads)}
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state=model_state)
+    new_state = state.replace(
+      step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state
+    )
     return new_state, scalars
 
   return jax.jit(train_step, donate_argnums=0)
@@ -47,8 +49,9 @@ def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callabl
   centre frame.
   """
   root = skel.get(config.data.skeleton).root
-  pck_joints = (metrics.PCK_JOINTS_H36M if config.data.skeleton == 'h36m17'
-                else metrics.PCK_JOINTS_3DHP)
+  pck_joints = (
+    metrics.PCK_JOINTS_H36M if config.data.skeleton == 'h36m17' else metrics.PCK_JOINTS_3DHP
+  )
   per_frame = lambda f: jax.vmap(jax.vmap(f))  # (J, 3) metric -> (B, T)
 
   def eval_step(variables, batch):
@@ -59,12 +62,15 @@ def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callabl
     gt, scale = batch['pose3d_cam'], batch['scale_2_5d']
     if pred.shape[1] != gt.shape[1]:  # seq2frame: the centre frame of the window
       c = gt.shape[1] // 2
-      gt, scale = gt[:, c:c + 1], scale[:, c:c + 1]
+      gt, scale = gt[:, c : c + 1], scale[:, c : c + 1]
     scale = scale[:, :, None, None] * 1000.0  # -> mm
-    pred_mm = (pred - pred[..., root:root + 1, :]) * scale
-    gt_mm = (gt - gt[..., root:root + 1, :]) * scale
-    out = {'pred': pred, 'mpjpe_mm': per_frame(metrics.mpjpe)(pred_mm, gt_mm),
-           'p_mpjpe_mm': per_frame(metrics.p_mpjpe)(pred_mm, gt_mm)}
+    pred_mm = (pred - pred[..., root : root + 1, :]) * scale
+    gt_mm = (gt - gt[..., root : root + 1, :]) * scale
+    out = {
+      'pred': pred,
+      'mpjpe_mm': per_frame(metrics.mpjpe)(pred_mm, gt_mm),
+      'p_mpjpe_mm': per_frame(metrics.p_mpjpe)(pred_mm, gt_mm),
+    }
     if hasattr(method, 'eval_metrics'):  # extra per-frame (B, T_out) metrics of a method
       out.update(method.eval_metrics(model, variables, batch, config))
     if config.eval.protocol == 'mpi_inf_3dhp':

@@ -24,8 +24,9 @@ from configs import common
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('config', None, 'config file[:arg]', flag_values=FLAGS)
 flags.DEFINE_string('workdir', None, 'sweep directory', flag_values=FLAGS)
-flags.DEFINE_bool('print_only', False, 'print one command per run instead of running',
-                  flag_values=FLAGS)
+flags.DEFINE_bool(
+  'print_only', False, 'print one command per run instead of running', flag_values=FLAGS
+)
 
 
 def load_config_module(path: str):
@@ -58,15 +59,23 @@ def run_name(i: int, overrides: dict[str, Any]) -> str:
 
 
 def commands(config_arg: str, workdir: str, runs: list[dict[str, Any]]) -> list[list[str]]:
-  return [['jaxpose', 'train', f'--config={config_arg}', f'--workdir={workdir}/{run_name(i, r)}',
-           *(f'--config.{k}={v}' for k, v in r.items())] for i, r in enumerate(runs)]
+  return [
+    [
+      'jaxpose',
+      'train',
+      f'--config={config_arg}',
+      f'--workdir={workdir}/{run_name(i, r)}',
+      *(f'--config.{k}={v}' for k, v in r.items()),
+    ]
+    for i, r in enumerate(runs)
+  ]
 
 
 def _extra_overrides(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
   rest, extra = [], {}
   for a in argv:
     if a.startswith('--config.') and '=' in a:
-      k, v = a[len('--config.'):].split('=', 1)
+      k, v = a[len('--config.') :].split('=', 1)
       extra[k] = _literal(v)
     else:
       rest.append(a)

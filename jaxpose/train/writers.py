@@ -87,8 +87,9 @@ def progress_bar(total: int, initial: int, enabled: bool = True):
   from tqdm.auto import tqdm
 
   quiet = not enabled or jax.process_index() != 0 or bool(os.environ.get('CI'))
-  return tqdm(total=total, initial=initial, disable=quiet, dynamic_ncols=True, unit='step',
-              file=sys.stderr)
+  return tqdm(
+    total=total, initial=initial, disable=quiet, dynamic_ncols=True, unit='step', file=sys.stderr
+  )
 
 
 def _num(v: Any) -> float | int | None:

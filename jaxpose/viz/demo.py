@@ -26,8 +26,9 @@ import numpy as np
 _SHARED = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'sports2d_demo'
 
 
-def load_keypoints(path: str, key: str, layout: str, width: float, height: float,
-                   frames: slice) -> np.ndarray:
+def load_keypoints(
+  path: str, key: str, layout: str, width: float, height: float, frames: slice
+) -> np.ndarray:
   """Returns (T, 17, 3) normalised H36M-17 2D plus confidence."""
   from jaxpose.geometry import camera, skeleton
 
@@ -37,7 +38,9 @@ def load_keypoints(path: str, key: str, layout: str, width: float, height: float
     kp = np.asarray(z[key], np.float64)[frames]
   want = skeleton.get(layout).num_joints
   if kp.ndim != 3 or kp.shape[1] != want or kp.shape[2] < 2:
-    raise ValueError(f'{path}[{key}]: expected shape (N, {want}, 2..4) for {layout}, got {kp.shape}')
+    raise ValueError(
+      f'{path}[{key}]: expected shape (N, {want}, 2..4) for {layout}, got {kp.shape}'
+    )
   conf = kp[..., -1] if kp.shape[2] in (3, 4) and layout == 'mediapipe33' else np.ones(kp.shape[:2])
   xy = _fill_missing(kp[..., :2])
   if layout != 'h36m17':
@@ -67,8 +70,10 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
 
   cfg_path = pathlib.Path(checkpoint) / 'config.json'
   if not cfg_path.exists():
-    raise FileNotFoundError(f'{cfg_path} not found: pass --checkpoint a training workdir '
-                            f'(run `jaxpose main` first for the default)')
+    raise FileNotFoundError(
+      f'{cfg_path} not found: pass --checkpoint a training workdir '
+      f'(run `jaxpose main` first for the default)'
+    )
   config = mlc.ConfigDict(json.loads(cfg_path.read_text()))
   method = methods.get_module(config.method.name)
   model = loop.make_model(config, method)
@@ -76,7 +81,7 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
   t = config.data.frames
   n = len(kp2d)
   pad = (-n) % t
-  x = np.concatenate([kp2d, np.repeat(kp2d[-1:], pad, 0)])[:, :, :3 if config.data.use_conf else 2]
+  x = np.concatenate([kp2d, np.repeat(kp2d[-1:], pad, 0)])[:, :, : 3 if config.data.use_conf else 2]
   windows = x.reshape(-1, t, *x.shape[1:])
   predict = jax.jit(lambda v, w: method.predict(model, v, w, config))
   out = np.asarray(predict(variables, windows)).reshape(-1, 17, 3)

@@ -15,8 +15,9 @@ import numpy as np  # noqa: E402
 from jaxpose.geometry import skeleton as skel  # noqa: E402
 
 
-def draw_pose3d(ax, pose: np.ndarray, skeleton: str = 'h36m17', color: str = 'k',
-                title: str = '') -> None:
+def draw_pose3d(
+  ax, pose: np.ndarray, skeleton: str = 'h36m17', color: str = 'k', title: str = ''
+) -> None:
   """pose: (J, 3) metres, camera frame (x right, y down, z forward); drawn with y up."""
   sk = skel.get(skeleton)
   p = np.asarray(pose, np.float64)
@@ -62,14 +63,25 @@ def learning_curve(ax, rows: Sequence[dict[str, Any]]) -> None:
   ax.set_title('learning curve', fontsize=10)
 
 
-def main_job_figure(rows: Sequence[dict[str, Any]], pred: np.ndarray, gt: np.ndarray,
-                    out: str | pathlib.Path, title: str = '', skeleton: str = 'h36m17') -> None:
+def main_job_figure(
+  rows: Sequence[dict[str, Any]],
+  pred: np.ndarray,
+  gt: np.ndarray,
+  out: str | pathlib.Path,
+  title: str = '',
+  skeleton: str = 'h36m17',
+) -> None:
   """Learning curve | predicted 3D | ground-truth 3D, for one test frame. pred, gt: (J, 3)."""
   fig = plt.figure(figsize=(13, 4.2))
   learning_curve(fig.add_subplot(1, 3, 1), rows)
   err = float(np.linalg.norm(pred - gt, axis=-1).mean() * 1000)
-  draw_pose3d(fig.add_subplot(1, 3, 2, projection='3d'), pred, skeleton, 'tab:red',
-              f'prediction (MPJPE {err:.0f} mm)')
+  draw_pose3d(
+    fig.add_subplot(1, 3, 2, projection='3d'),
+    pred,
+    skeleton,
+    'tab:red',
+    f'prediction (MPJPE {err:.0f} mm)',
+  )
   draw_pose3d(fig.add_subplot(1, 3, 3, projection='3d'), gt, skeleton, 'k', 'ground truth')
   if title:
     fig.suptitle(title, fontsize=11)
@@ -88,8 +100,9 @@ def draw_pose2d(ax, kp2d: np.ndarray, skeleton: str = 'h36m17', color: str = 'ta
   ax.axis('off')
 
 
-def demo_figure(kp2d: np.ndarray, pose3d: np.ndarray, out: str | pathlib.Path,
-                panels: int = 6) -> None:
+def demo_figure(
+  kp2d: np.ndarray, pose3d: np.ndarray, out: str | pathlib.Path, panels: int = 6
+) -> None:
   """Evenly spaced frames: 2D input (top row) and lifted 3D (bottom row)."""
   idx = np.linspace(0, len(kp2d) - 1, panels).astype(int)
   fig = plt.figure(figsize=(2.6 * panels, 5.4))
@@ -97,8 +110,12 @@ def demo_figure(kp2d: np.ndarray, pose3d: np.ndarray, out: str | pathlib.Path,
     ax = fig.add_subplot(2, panels, i + 1)
     draw_pose2d(ax, kp2d[t])
     ax.set_title(f'frame {t}', fontsize=9)
-    draw_pose3d(fig.add_subplot(2, panels, panels + i + 1, projection='3d'),
-                pose3d[t] - pose3d[t, :1], 'h36m17', 'tab:red')
+    draw_pose3d(
+      fig.add_subplot(2, panels, panels + i + 1, projection='3d'),
+      pose3d[t] - pose3d[t, :1],
+      'h36m17',
+      'tab:red',
+    )
   fig.tight_layout()
   fig.savefig(out, dpi=100)
   plt.close(fig)

@@ -48,8 +48,11 @@ def test_our_results_takes_best_eval(tmp_path):
   wd.mkdir()
   cfg = {'model': {'name': 'net', 'variant': 'b'}, 'data': {'name': 'h36m'}}
   (wd / 'config.json').write_text(json.dumps(cfg))
-  lines = [{'step': 1, 'train/loss': 1.0}, {'step': 2, 'eval/mpjpe_mm': 50.0},
-           {'step': 3, 'eval/mpjpe_mm': 44.5}]  # fmt: skip
+  lines = [
+    {'step': 1, 'train/loss': 1.0},
+    {'step': 2, 'eval/mpjpe_mm': 50.0},
+    {'step': 3, 'eval/mpjpe_mm': 44.5},
+  ]
   (wd / 'metrics.jsonl').write_text('\n'.join(json.dumps(r) for r in lines) + '\n{"trunc')
   (tmp_path / 'empty').mkdir()
   (res,) = fvm.our_results([str(tmp_path / '*')])

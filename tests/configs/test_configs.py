@@ -11,7 +11,9 @@ from jaxpose import models
 from jaxpose.train import cli, sweep
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'
-PAPER_CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem not in ('__init__', 'common'))
+PAPER_CONFIGS = sorted(
+  p.stem for p in CONFIG_DIR.glob('*.py') if p.stem not in ('__init__', 'common')
+)
 
 
 def _flat_keys(d, prefix=''):

@@ -29,8 +29,12 @@ def test_load_official_reads_the_released_checkpoint(path, tmp_path):
 
   # Without the script's arguments: sizes come from the weights, token_num and layer_index from
   # the published models unless given (a TPC token_num cannot be read off the weights).
-  inferred, _ = load_official('hot', ckpt, layer_index=args['layer_index'],
-                              **({'token_num': args['token_num']} if tpc else {}))  # fmt: skip
+  inferred, _ = load_official(
+    'hot',
+    ckpt,
+    layer_index=args['layer_index'],
+    **({'token_num': args['token_num']} if tpc else {}),
+  )
   assert (inferred.mode, inferred.token_num) == (model.mode, model.token_num)
   assert dict(inferred.backbone_kwargs) == dict(model.backbone_kwargs)
   published = hot.from_torch(dict(fx.params), **({'token_num': args['token_num']} if tpc else {}))

@@ -33,8 +33,11 @@ def test_init_from_released_d3dp_checkpoint(path, tmp_path):
   model = posynda.make_model(c)
   v = posynda.init_variables(c, model)
   _, want = d3dp_model.from_torch(fx.params)
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(v['denoiser']['params']),
-               jax.device_get(want['params']))  # fmt: skip
+  jax.tree.map(
+    np.testing.assert_array_equal,
+    jax.device_get(v['denoiser']['params']),
+    jax.device_get(want['params']),
+  )
   assert len(lora.adapter_paths(v['params']['lora'])) == 2 * 2 * args['dep']
   assert all(
     not np.any(np.asarray(a['B']))

@@ -94,8 +94,10 @@ def test_conv_kernel_matches_torch_conv():
   conv = torch.nn.Conv2d(3, 4, (3, 2), padding=0)
   x = np.random.default_rng(1).standard_normal((2, 3, 6, 5)).astype(np.float32)
   ref = conv(torch.from_numpy(x)).detach().numpy()
-  params = {'kernel': torch_utils.conv_kernel(conv.weight.detach().numpy()),
-            'bias': conv.bias.detach().numpy()}  # fmt: skip
+  params = {
+    'kernel': torch_utils.conv_kernel(conv.weight.detach().numpy()),
+    'bias': conv.bias.detach().numpy(),
+  }
   y = nn.Conv(4, (3, 2), padding='VALID').apply({'params': params}, x.transpose(0, 2, 3, 1))
   np.testing.assert_allclose(y, ref.transpose(0, 2, 3, 1), atol=1e-5)
 

@@ -78,12 +78,16 @@ def test_h36m_gmm_config_carries_the_mixtures(tmp_path):
   synthetic.write_h36m_vp3d(manual, sources=('cpn_ft_h36m_dbb',))
   conf_src = np.load(manual / 'data_2d_h36m_cpn_ft_h36m_dbb.npz', allow_pickle=True)
   pos = conf_src['positions_2d'].item()
-  conf = {s: {a: [np.full(v.shape[:2], 0.7, np.float32) for v in views] for a, views in acts.items()}
-          for s, acts in pos.items()}  # fmt: skip
+  conf = {
+    s: {a: [np.full(v.shape[:2], 0.7, np.float32) for v in views] for a, views in acts.items()}
+    for s, acts in pos.items()
+  }
   np.savez(manual / 'conf.npz', confidence=np.array(conf, dtype=object))
-  gmm.convert_vp3d_file(manual / 'data_2d_h36m_cpn_ft_h36m_dbb.npz',
-                        manual / 'data_2d_h36m_cpn_ft_h36m_dbb_gmm.npz',
-                        conf_file=manual / 'conf.npz')  # fmt: skip
+  gmm.convert_vp3d_file(
+    manual / 'data_2d_h36m_cpn_ft_h36m_dbb.npz',
+    manual / 'data_2d_h36m_cpn_ft_h36m_dbb_gmm.npz',
+    conf_file=manual / 'conf.npz',
+  )
   build.build('h36m', 'cpn_ft_h36m_dbb_gmm', manual, data_dir)
   ref = build.dataset_ref('h36m', 'cpn_ft_h36m_dbb_gmm')
   recs = [sources._decode(ex) for ex in tfds.data_source(ref, split='test', data_dir=str(data_dir))]

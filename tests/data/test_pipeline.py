@@ -42,8 +42,9 @@ def test_windows_hold_the_right_frames(cfg, data_dir):
     for i in range(len(b['seq_id'])):
       rec = store[int(b['seq_id'][i])]
       f = b['frame_idx'][i]
-      norm = camera.normalize_screen_coordinates(rec['kp2d_px'][f], float(rec['res_w']),
-                                                 float(rec['res_h']))  # fmt: skip
+      norm = camera.normalize_screen_coordinates(
+        rec['kp2d_px'][f], float(rec['res_w']), float(rec['res_h'])
+      )
       np.testing.assert_allclose(b['kp2d_norm'][i, :, :, :2], norm, atol=1e-6)
       rel = skeleton.root_relative(rec['pose3d_cam'][f], 0)
       np.testing.assert_allclose(b['pose3d_cam'][i], rel, atol=1e-6)
@@ -112,8 +113,9 @@ def test_same_batches_with_a_worker_process(cfg):
 def test_hosts_split_the_global_batch(cfg):
   cfg = {**cfg, 'flip_aug': False}
   whole = next(pipeline.train_iterator(cfg, seed=7))
-  parts = [next(pipeline.train_iterator(cfg, seed=7, process_index=p, process_count=2))
-           for p in range(2)]  # fmt: skip
+  parts = [
+    next(pipeline.train_iterator(cfg, seed=7, process_index=p, process_count=2)) for p in range(2)
+  ]
   assert all(len(p['seq_id']) == 4 for p in parts)
   key = lambda b: sorted(zip(b['seq_id'].tolist(), b['frame_idx'][:, 0].tolist()))
   assert key(whole) == sorted(key(parts[0]) + key(parts[1]))
@@ -128,8 +130,10 @@ def test_eval_tiles_every_frame_once(cfg, mode, frames, hosts):
   table = pipeline.sequence_table(cfg, 'test')
   lengths = {r['seq_id']: r['num_frames'] for r in table}
   counts = {s: np.zeros(n, int) for s, n in lengths.items()}
-  per_host = [list(pipeline.eval_batches(cfg, 'test', process_index=p, process_count=hosts))
-              for p in range(hosts)]  # fmt: skip
+  per_host = [
+    list(pipeline.eval_batches(cfg, 'test', process_index=p, process_count=hosts))
+    for p in range(hosts)
+  ]
   assert len({len(x) for x in per_host}) == 1  # every host runs the same number of steps
   t_out = frames if mode == 'seq2seq' else 1
   for batches in per_host:
@@ -148,8 +152,13 @@ def test_eval_reassembles_the_sequences(cfg, data_dir):
   batches = list(pipeline.eval_batches(cfg, 'test'))
   cat = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
   table = pipeline.sequence_table(cfg, 'test')
-  out = pipeline.reassemble(cat['pose3d_cam'], cat['frame_idx'], cat['owned'], cat['seq_id'],
-                            [r['num_frames'] for r in table])  # fmt: skip
+  out = pipeline.reassemble(
+    cat['pose3d_cam'],
+    cat['frame_idx'],
+    cat['owned'],
+    cat['seq_id'],
+    [r['num_frames'] for r in table],
+  )
   store = sources.get_store('h36m', 'gt', 'test', str(data_dir))
   assert sorted(out) == [r['seq_id'] for r in table]
   for s, pose in out.items():
@@ -158,8 +167,15 @@ def test_eval_reassembles_the_sequences(cfg, data_dir):
 
 
 def test_3dhp_valid_mask_and_root(data_dir):
-  cfg = dict(name='mpi_inf_3dhp', data_dir=str(data_dir), frames=7, skeleton='mpi3dhp17',
-             num_joints=17, eval_batch_size=4, batch_size=4)  # fmt: skip
+  cfg = dict(
+    name='mpi_inf_3dhp',
+    data_dir=str(data_dir),
+    frames=7,
+    skeleton='mpi3dhp17',
+    num_joints=17,
+    eval_batch_size=4,
+    batch_size=4,
+  )
   store = sources.get_store('mpi_inf_3dhp', '', 'test', str(data_dir))
   valid = 0
   for b in pipeline.eval_batches(cfg):
@@ -196,8 +212,11 @@ def test_deepmimic_is_built_on_first_use(tmp_path):
   build.ensure_built('deepmimic', tmp_path)
   cfg = dict(name='deepmimic', data_dir=str(tmp_path), frames=27, stride=9, batch_size=4)
   assert next(pipeline.train_iterator(cfg, seed=0))['kp2d_norm'].shape == (4, 27, 17, 3)
-  assert {r['action'] for r in pipeline.sequence_table(cfg, 'test')} == {'cartwheel', 'punch',
-                                                                          'walk'}  # fmt: skip
+  assert {r['action'] for r in pipeline.sequence_table(cfg, 'test')} == {
+    'cartwheel',
+    'punch',
+    'walk',
+  }
 
 
 def test_grain_checkpoint_handler_round_trip(cfg, tmp_path):

@@ -16,14 +16,21 @@ def _example(seed=0, t=5):
   pose = camera.world_to_camera(
     world, cam['orientation'].astype(np.float64), cam['translation'].astype(np.float64)
   )
-  kp = camera.image_coordinates(camera.project_to_2d(pose, cam['intrinsic'].astype(np.float64)),
-                                cam['res_w'], cam['res_h'])  # fmt: skip
-  k = np.concatenate([cam['focal_length'], cam['center'], cam['radial_distortion'],
-                      cam['tangential_distortion']])  # fmt: skip
+  kp = camera.image_coordinates(
+    camera.project_to_2d(pose, cam['intrinsic'].astype(np.float64)), cam['res_w'], cam['res_h']
+  )
+  k = np.concatenate(
+    [cam['focal_length'], cam['center'], cam['radial_distortion'], cam['tangential_distortion']]
+  )
   rng = np.random.default_rng(seed)
-  ex = {'kp2d_px': kp.astype(np.float32), 'kp2d_conf': rng.uniform(0, 1, (t, 17)).astype(np.float32),
-        'pose3d_cam': pose.astype(np.float32), 'cam_intrinsics': k.astype(np.float32),
-        'res_w': np.int32(cam['res_w']), 'res_h': np.int32(cam['res_h'])}  # fmt: skip
+  ex = {
+    'kp2d_px': kp.astype(np.float32),
+    'kp2d_conf': rng.uniform(0, 1, (t, 17)).astype(np.float32),
+    'pose3d_cam': pose.astype(np.float32),
+    'cam_intrinsics': k.astype(np.float32),
+    'res_w': np.int32(cam['res_w']),
+    'res_h': np.int32(cam['res_h']),
+  }
   return transforms.add_confidence(transforms.normalize_2d(ex), True)
 
 
@@ -54,8 +61,11 @@ def test_flip_is_a_consistent_mirror(seed):
 
 
 def test_normalize_by_width():
-  ex = {'kp2d_px': np.array([[[0.0, 0.0], [1000.0, 1002.0], [500.0, 501.0]]], np.float32),
-        'res_w': np.int32(1000), 'res_h': np.int32(1002)}  # fmt: skip
+  ex = {
+    'kp2d_px': np.array([[[0.0, 0.0], [1000.0, 1002.0], [500.0, 501.0]]], np.float32),
+    'res_w': np.int32(1000),
+    'res_h': np.int32(1002),
+  }
   out = transforms.normalize_2d(ex)['kp2d_norm']
   np.testing.assert_allclose(out, [[[-1, -1.002], [1, 1.002], [0, 0]]], atol=1e-6)
 
@@ -67,8 +77,10 @@ def test_flip_batch_and_random_flip():
   single = transforms.flip(ex, 'h36m17', 'h36m17')
   for k in ('kp2d_norm', 'pose3d_cam', 'cam_intrinsics'):
     np.testing.assert_allclose(fb[k][1], single[k])
-  flips = [transforms.random_flip(ex, np.random.default_rng(i), 'h36m17', 'h36m17') is not ex
-           for i in range(200)]  # fmt: skip
+  flips = [
+    transforms.random_flip(ex, np.random.default_rng(i), 'h36m17', 'h36m17') is not ex
+    for i in range(200)
+  ]
   assert 60 < sum(flips) < 140
 
 

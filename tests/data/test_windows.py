@@ -73,8 +73,9 @@ def test_reassemble_rejects_double_coverage():
   fidx = np.array([[0, 1], [1, 2]])
   with pytest.raises(ValueError, match='frame 1 received 2 outputs'):
     windows.reassemble(np.zeros((2, 2)), fidx, np.ones((2, 2), bool), np.array([0, 0]), [3])
-  out = windows.reassemble(np.ones((2, 2)), fidx, np.array([[1, 0], [0, 1]], bool),
-                           np.array([0, 0]), {0: 4})  # fmt: skip
+  out = windows.reassemble(
+    np.ones((2, 2)), fidx, np.array([[1, 0], [0, 1]], bool), np.array([0, 0]), {0: 4}
+  )
   np.testing.assert_array_equal(np.isnan(out[0]), [False, True, False, True])
 
 

@@ -22,8 +22,13 @@ LIFTER_OVERRIDES = {
 
 
 def _denoiser(lifter):
-  model = models.build('d3dp', num_frames=T, lifter=lifter, lifter_kwargs=LIFTER_OVERRIDES[lifter],
-                       lifter_variant='xs' if lifter == 'motionagformer' else '')  # fmt: skip
+  model = models.build(
+    'd3dp',
+    num_frames=T,
+    lifter=lifter,
+    lifter_kwargs=LIFTER_OVERRIDES[lifter],
+    lifter_variant='xs' if lifter == 'motionagformer' else '',
+  )
   init = jax.jit(lambda key: model.init(key, jnp.zeros((1, T, J, 5)), train=False))
   variables = init(jax.random.key(0))
   return model, variables
@@ -97,8 +102,9 @@ def test_sampler_keys_and_injected_noise(tiny, kp2d):
 
 def test_sampler_traces_once_per_h_and_k(tiny, kp2d):
   model, variables = tiny
-  counted = jax.jit(chex.assert_max_traces(d3dp.sample.__wrapped__, n=1),
-                    static_argnames=d3dp._SAMPLE_STATIC)  # fmt: skip
+  counted = jax.jit(
+    chex.assert_max_traces(d3dp.sample.__wrapped__, n=1), static_argnames=d3dp._SAMPLE_STATIC
+  )
   for seed in range(3):  # new keys and inputs, same (H, K): no retrace
     counted(model, variables, kp2d + seed, jax.random.key(seed), num_hypotheses=2, num_steps=2)
   with pytest.raises(AssertionError):  # the counter can fail: a new H is a new trace
@@ -185,9 +191,15 @@ def _batch():
   pose[..., 0, :] = 0
   root = np.array([0.0, 0.1, 4.5], np.float32) * np.ones((B, T, 1, 3), np.float32)
   k = np.tile(_intrinsics_px(), (B, 1))
-  batch = {'pose3d_cam': pose, 'pose3d_root': root, 'cam_intrinsics': k,
-           'res_w': np.full(B, 1000, np.int32), 'res_h': np.full(B, 1002, np.int32),
-           'valid': np.ones((B, T), bool), 'scale_2_5d': np.ones((B, T), np.float32)}  # fmt: skip
+  batch = {
+    'pose3d_cam': pose,
+    'pose3d_root': root,
+    'cam_intrinsics': k,
+    'res_w': np.full(B, 1000, np.int32),
+    'res_h': np.full(B, 1002, np.int32),
+    'valid': np.ones((B, T), bool),
+    'scale_2_5d': np.ones((B, T), np.float32),
+  }
   cam = np.asarray(camera.intrinsics_px_to_norm(k, batch['res_w'], batch['res_h']))
   batch['kp2d_norm'] = np.asarray(camera.project_to_2d(pose + root, cam), np.float32)
   return {k: jnp.asarray(v) for k, v in batch.items()}

@@ -41,8 +41,9 @@ def test_antithetic_timesteps_pair_up():
 
 def test_gmm_targets_follow_the_weights():
   w = jnp.array([0.2, 0.8, 0.0])
-  comp = jnp.stack([w, jnp.array([1.0, 2.0, 3.0]), jnp.zeros(3), jnp.array([0.1, 0.2, 0.3]),
-                    jnp.ones(3)], -1)  # (K, 5)  # fmt: skip
+  comp = jnp.stack(
+    [w, jnp.array([1.0, 2.0, 3.0]), jnp.zeros(3), jnp.array([0.1, 0.2, 0.3]), jnp.ones(3)], -1
+  )  # (K, 5)
   gmm = jnp.broadcast_to(comp, (4000, 17, 3, 5))
   uv, s = m.gmm_targets(jax.random.key(1), gmm)
   assert uv.shape == s.shape == (4000, 17, 2)
@@ -71,8 +72,11 @@ def setup():
 
 
 def _batch(kp2d, gmm=False):
-  b = {'kp2d_norm': kp2d, 'pose3d_cam': jax.random.normal(jax.random.key(3), (*kp2d.shape[:-1], 3)),
-       'valid': jnp.ones(kp2d.shape[:2], bool)}  # fmt: skip
+  b = {
+    'kp2d_norm': kp2d,
+    'pose3d_cam': jax.random.normal(jax.random.key(3), (*kp2d.shape[:-1], 3)),
+    'valid': jnp.ones(kp2d.shape[:2], bool),
+  }
   if gmm:
     w = jnp.broadcast_to(jnp.array([0.5, 0.5, 0.0]), (*kp2d.shape[:-1], 3))
     mu = jnp.broadcast_to(kp2d[..., None, :], (*kp2d.shape[:-1], 3, 2))
@@ -138,8 +142,11 @@ def test_video_recipe_settings():
 
 def test_eval_metrics_best_of_samples(setup):
   config, model, variables, kp2d = setup
-  batch = {'kp2d_norm': kp2d, 'pose3d_cam': jax.random.normal(jax.random.key(6), (3, 1, 17, 3)),
-           'scale_2_5d': jnp.ones((3, 1))}  # fmt: skip
+  batch = {
+    'kp2d_norm': kp2d,
+    'pose3d_cam': jax.random.normal(jax.random.key(6), (3, 1, 17, 3)),
+    'scale_2_5d': jnp.ones((3, 1)),
+  }
   assert m.eval_metrics(model, variables, batch, config) == {}  # one sample: nothing to add
   c = recipe.get_config('frame,smoke')
   with c.method.kwargs.unlocked():

@@ -22,8 +22,9 @@ def _reference_dpc(x, cluster_num, k, jitter, center=None):
   for s in range(b):
     d = np.sqrt(((x[s, :, None] - x[s, None]) ** 2).sum(-1)) / np.float32(np.sqrt(c))
     rho = np.exp(-np.mean(np.sort(d, axis=1)[:, :k] ** 2, axis=1)) + jitter[s]
-    delta = np.array([min([d[i, j] for j in range(n) if rho[j] > rho[i]], default=d.max())
-                      for i in range(n)])  # fmt: skip
+    delta = np.array(
+      [min([d[i, j] for j in range(n) if rho[j] > rho[i]], default=d.max()) for i in range(n)]
+    )
     score = delta * rho
     if center is not None:
       score[center] = -np.inf
@@ -158,9 +159,12 @@ def _tiny(mode):
   from jaxpose.models import build
 
   return build(
-    'hot', 'tpc_mixste' if mode == 'tpc' else 'hot_mixste',
-    backbone_kwargs={'num_frames': 9, 'dim': 16, 'depth': 2}, token_num=4, layer_index=1,
-  )  # fmt: skip
+    'hot',
+    'tpc_mixste' if mode == 'tpc' else 'hot_mixste',
+    backbone_kwargs={'num_frames': 9, 'dim': 16, 'depth': 2},
+    token_num=4,
+    layer_index=1,
+  )
 
 
 def _config():

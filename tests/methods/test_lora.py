@@ -67,8 +67,10 @@ def test_merge_adds_low_rank_product(lifter):
 
 def test_training_updates_only_adapters(lifter):
   model, variables, x = lifter
-  params = {'base': variables['params'],
-            'lora': lora.init_adapters(variables['params'], jax.random.key(2))}  # fmt: skip
+  params = {
+    'base': variables['params'],
+    'lora': lora.init_adapters(variables['params'], jax.random.key(2)),
+  }
   target = jax.random.normal(jax.random.key(3), model.apply(variables, x, train=False).shape)
   tx = lora.masked_optimizer(optax.adam(1e-2), params)
   opt = tx.init(params)
@@ -88,10 +90,12 @@ def test_training_updates_only_adapters(lifter):
   for _ in range(3):
     params, opt, l = step(params, opt)
     losses.append(float(l))
-  jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, params['base']),
-               before['base'])  # fmt: skip
-  changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != b)), params['lora'],
-                         before['lora'])  # fmt: skip
+  jax.tree.map(
+    np.testing.assert_array_equal, jax.tree.map(np.asarray, params['base']), before['base']
+  )
+  changed = jax.tree.map(
+    lambda a, b: bool(np.any(np.asarray(a) != b)), params['lora'], before['lora']
+  )
   assert all(jax.tree.leaves(changed))
   assert losses[-1] < losses[0]
 

@@ -11,20 +11,31 @@ from jaxpose.models import mpm
 from tests.models.test_mpm import _variables
 
 T, J = 9, 17
-NET = dict(num_frames=T, num_joints=J, layers=1, channel=16, d_hid=32, dropout=0.0,
-           mlp_dropout=0.0, spatial_mask_num=2, temporal_mask_rate=0.5)  # fmt: skip
+NET = dict(
+  num_frames=T,
+  num_joints=J,
+  layers=1,
+  channel=16,
+  d_hid=32,
+  dropout=0.0,
+  mlp_dropout=0.0,
+  spatial_mask_num=2,
+  temporal_mask_rate=0.5,
+)
 
 
 def test_sample_masks_counts_and_sharing():
-  m = method.sample_masks(jax.random.key(0), num_frames=T, num_joints=J, spatial_mask_num=3,
-                          num_masked=4)  # fmt: skip
+  m = method.sample_masks(
+    jax.random.key(0), num_frames=T, num_joints=J, spatial_mask_num=3, num_masked=4
+  )
   assert set(m) == set(method.MASK_KEYS)
   assert m['spatial_mask_2d'].shape == (T, J) and m['temporal_mask_3d'].shape == (T,)
   np.testing.assert_array_equal(m['spatial_mask_2d'].sum(-1), 3)
   assert int(m['temporal_mask_2d'].sum()) == 4
   assert not np.array_equal(m['spatial_mask_2d'], m['spatial_mask_3d'])  # independent draws
-  per = method.sample_masks(jax.random.key(1), num_frames=T, num_joints=J, spatial_mask_num=3,
-                            num_masked=4, batch_size=5)  # fmt: skip
+  per = method.sample_masks(
+    jax.random.key(1), num_frames=T, num_joints=J, spatial_mask_num=3, num_masked=4, batch_size=5
+  )
   assert per['spatial_mask_3d'].shape == (5, T, J) and per['temporal_mask_2d'].shape == (5, T)
   np.testing.assert_array_equal(per['temporal_mask_2d'].sum(-1), 4)
   assert len({tuple(np.asarray(r)) for r in per['temporal_mask_2d']}) > 1
@@ -87,11 +98,14 @@ def test_loss_fn_weights_explicit_masks_and_the_mask_stream(net):
     return method.loss_fn(model, params, state, batch, rng, cfg)
 
   loss, (scalars, new_state) = run(_batch(x2d, x3d, masks), jax.random.key(1))
-  np.testing.assert_allclose(loss, 5 * scalars['loss/mask2d'] + 2 * scalars['loss/mask3d'],
-                             rtol=1e-6)  # fmt: skip
+  np.testing.assert_allclose(
+    loss, 5 * scalars['loss/mask2d'] + 2 * scalars['loss/mask3d'], rtol=1e-6
+  )
   assert 'loss/lift' not in scalars  # weight 0 in the 17-joint H36M recipe
-  assert not np.allclose(new_state['batch_stats']['encoder3d']['bn_1']['mean'],
-                         state['batch_stats']['encoder3d']['bn_1']['mean'])  # fmt: skip
+  assert not np.allclose(
+    new_state['batch_stats']['encoder3d']['bn_1']['mean'],
+    state['batch_stats']['encoder3d']['bn_1']['mean'],
+  )
   # Explicit masks: the mask stream is unused (dropout is 0 here).
   again = run(_batch(x2d, x3d, masks), jax.random.key(2))[0]
   np.testing.assert_allclose(again, loss, rtol=1e-6)
@@ -104,13 +118,24 @@ def test_pretext_gradients_reach_every_part(net):
   model, variables, x2d, x3d, masks, _ = net
   state = {'batch_stats': variables['batch_stats']}
   cfg = mlc.ConfigDict({'method': {'pretext_weights': method.PRETEXT_WEIGHTS['poseaug16']}})
-  grad_fn = jax.jit(jax.grad(
-    lambda p: method.loss_fn(model, p, state, _batch(x2d, x3d, masks), jax.random.key(0), cfg)[0]
-  ))  # fmt: skip
+  grad_fn = jax.jit(
+    jax.grad(
+      lambda p: method.loss_fn(model, p, state, _batch(x2d, x3d, masks), jax.random.key(0), cfg)[0]
+    )
+  )
   g = grad_fn(variables['params'])
-  for name in ('encoder2d', 'encoder3d', 'shared_layers_spatial', 'decoder2d', 'decoder3d',
-               'spatial_mask_token2d', 'spatial_mask_token3d', 'temporal_mask_token',
-               'dec_pos_embedding', 'encoder_LN'):  # fmt: skip
+  for name in (
+    'encoder2d',
+    'encoder3d',
+    'shared_layers_spatial',
+    'decoder2d',
+    'decoder3d',
+    'spatial_mask_token2d',
+    'spatial_mask_token3d',
+    'temporal_mask_token',
+    'dec_pos_embedding',
+    'encoder_LN',
+  ):
     assert any(np.any(np.asarray(a)) for a in jax.tree.leaves(g[name])), name
   # The temporal encoder's own final norm is unused, as officially.
   assert not np.any(np.asarray(g['shared_layers_temporal']['norm']['a_2']))
@@ -132,23 +157,32 @@ def test_load_pretrained_encoder_transfers_the_shared_encoder(net):
   # The lifter's encoder now computes the pre-training network's unmasked 2D features.
   feats = lifter.apply(loaded, x2d, train=False, method=mpm.Model.encode)
   no_mask = method._no_masks(model)
-  _, inter = model.apply(variables, x2d, train=False, masks=no_mask, num_masked=0,
-                         capture_intermediates=True, mutable=['intermediates'])  # fmt: skip
+  _, inter = model.apply(
+    variables,
+    x2d,
+    train=False,
+    masks=no_mask,
+    num_masked=0,
+    capture_intermediates=True,
+    mutable=['intermediates'],
+  )
   pre = inter['intermediates']['shared_layers_temporal']['__call__'][0]  # 2D branch first
   np.testing.assert_allclose(feats, pre, atol=1e-5)
   # Params-only trees work too; another window length does not fit.
   only = method.load_pretrained_encoder(fine['params'], variables['params'])
   assert only['encoder2d'] is variables['params']['encoder2d']
   other = mpm.Model(num_frames=27, layers=1, channel=16, d_hid=32)
-  other_shapes = jax.eval_shape(lambda: other.init(jax.random.key(0), jnp.zeros((1, 27, J, 2)),
-                                                   train=False))  # fmt: skip
+  other_shapes = jax.eval_shape(
+    lambda: other.init(jax.random.key(0), jnp.zeros((1, 27, J, 2)), train=False)
+  )
   with pytest.raises(ValueError, match='shared_layers_temporal'):
     method.load_pretrained_encoder(other_shapes, variables)
 
 
 def test_finetune_loss_is_vte_plus_centre_mpjpe():
-  lifter = mpm.Model(num_frames=T, layers=1, channel=16, d_hid=32, stride_num=(3, 3),
-                     dropout=0.0, mlp_dropout=0.0)  # fmt: skip
+  lifter = mpm.Model(
+    num_frames=T, layers=1, channel=16, d_hid=32, stride_num=(3, 3), dropout=0.0, mlp_dropout=0.0
+  )
   k = jax.random.split(jax.random.key(0), 3)
   x = jax.random.uniform(k[0], (2, T, J, 2))
   y = jax.random.normal(k[1], (2, T, J, 3))

@@ -38,10 +38,16 @@ def test_guidance_matches_the_plateau_rule_and_couples_samples():
   np.testing.assert_allclose(x, ref_x, rtol=1e-5)
   np.testing.assert_allclose(e, ref_e, rtol=1e-5)
   # independent schedules differ: the slow sample is not slowed by the other's overshoot
-  xi, _ = m.guide(jnp.asarray(x0), energy, num_substeps=5, energy_scale=3.0,
-                  independent_samples=True)  # fmt: skip
-  r1, _ = _plateau_reference(x0[1:], lambda x: energy_np(np.tile(x, (2, 1)))[1:],
-                             lambda x: grad_np(np.tile(x, (2, 1)))[1:], 5, 3.0)  # fmt: skip
+  xi, _ = m.guide(
+    jnp.asarray(x0), energy, num_substeps=5, energy_scale=3.0, independent_samples=True
+  )
+  r1, _ = _plateau_reference(
+    x0[1:],
+    lambda x: energy_np(np.tile(x, (2, 1)))[1:],
+    lambda x: grad_np(np.tile(x, (2, 1)))[1:],
+    5,
+    3.0,
+  )
   np.testing.assert_allclose(xi[1], r1[0], rtol=1e-5)
   assert not np.allclose(xi[1], x[1])
 
@@ -62,8 +68,9 @@ def test_projection_pinhole_and_distortion():
   np.testing.assert_allclose(m.project(p, cam), [[0.5, -0.25]], rtol=1e-6)
   cam_d = dict(cam, radial_distortion=jnp.array([[0.1, 0.0, 0.0]]))
   r2 = 0.25**2 + 0.125**2
-  np.testing.assert_allclose(m.project(p, cam_d), [[0.5 * (1 + 0.1 * r2), -0.25 * (1 + 0.1 * r2)]],
-                             rtol=1e-6)  # fmt: skip
+  np.testing.assert_allclose(
+    m.project(p, cam_d), [[0.5 * (1 + 0.1 * r2), -0.25 * (1 + 0.1 * r2)]], rtol=1e-6
+  )
 
 
 def test_monocular_observation_projects_its_root_onto_the_2d_root():
@@ -80,8 +87,9 @@ def test_augment_keeps_bone_lengths_and_the_vertical(up_axis):
   out = m.augment(jax.random.key(3), pose, up_axis=up_axis)
   length = lambda p: jnp.linalg.norm(p[..., 1:, :] - p[..., :1, :], axis=-1)
   np.testing.assert_allclose(jnp.sort(length(out), -1), jnp.sort(length(pose), -1), rtol=1e-4)
-  np.testing.assert_allclose(jnp.sort(out[..., up_axis], -1), jnp.sort(pose[..., up_axis], -1),
-                             rtol=1e-5, atol=1e-6)  # fmt: skip
+  np.testing.assert_allclose(
+    jnp.sort(out[..., up_axis], -1), jnp.sort(pose[..., up_axis], -1), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_centre_pose_keeps_the_trajectory():
@@ -103,11 +111,15 @@ def setup():
 def test_loss_gradients(setup):
   config, model, variables = setup
   t = config.data.frames
-  batch = {'pose3d_cam': jax.random.normal(jax.random.key(5), (2, t, 17, 3)) * 0.2,
-           'pose3d_root': jnp.ones((2, t, 1, 3)), 'valid': jnp.ones((2, t), bool)}  # fmt: skip
+  batch = {
+    'pose3d_cam': jax.random.normal(jax.random.key(5), (2, t, 17, 3)) * 0.2,
+    'pose3d_root': jnp.ones((2, t, 1, 3)),
+    'valid': jnp.ones((2, t), bool),
+  }
   state = {'buffers': variables['buffers']}
-  f = jax.jit(jax.value_and_grad(lambda p: m.loss_fn(model, p, state, batch, jax.random.key(6),
-                                                      config)[0]))  # fmt: skip
+  f = jax.jit(
+    jax.value_and_grad(lambda p: m.loss_fn(model, p, state, batch, jax.random.key(6), config)[0])
+  )
   loss, g = f(variables['params'])
   assert np.isfinite(loss) and loss > 0
   leaves = jax.tree.leaves(g)
@@ -116,8 +128,9 @@ def test_loss_gradients(setup):
 
 def test_predict_and_sample_shapes(setup):
   config, model, variables = setup
-  kp = jax.random.uniform(jax.random.key(7), (2, config.data.frames, 17, 3), minval=-0.3,
-                          maxval=0.3)  # fmt: skip
+  kp = jax.random.uniform(
+    jax.random.key(7), (2, config.data.frames, 17, 3), minval=-0.3, maxval=0.3
+  )
   out = jax.jit(lambda v, x: m.predict(model, v, x, config))(variables, kp)
   assert out.shape == (2, config.data.frames, 17, 3) and np.isfinite(np.asarray(out)).all()
   np.testing.assert_allclose(np.asarray(out)[..., 0, :], 0.0)

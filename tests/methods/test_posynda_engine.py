@@ -58,8 +58,9 @@ def test_smoke_adapts_two_domains_evaluates_and_resumes(data_dir, tmp_path):
   saved = checkpoint.load_params(tmp_path / 'ckpt' / '2')
   # Only the adapters and the refiner train; the frozen denoiser is bit-identical.
   jax.tree.map(np.testing.assert_array_equal, saved['denoiser'], jax.device_get(init['denoiser']))
-  changed = lambda a, b: any(not np.array_equal(x, y) for x, y in
-                             zip(jax.tree.leaves(a), jax.tree.leaves(b)))  # fmt: skip
+  changed = lambda a, b: any(
+    not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
   assert changed(saved['params']['refiner'], jax.device_get(init['params']['refiner']))
   assert changed(saved['params']['lora'], jax.device_get(init['params']['lora']))
   # The EMA teacher moved from its start (= the student at init) by (1 - decay) of the change.
@@ -79,9 +80,13 @@ def test_redistribute_uses_each_partner_clips_camera():
   t = 4
   src = jax.random.normal(jax.random.key(0), (3, t, 17, 3)) * 300
   src = src - src[..., 14:15, :]
-  cams = jnp.asarray([[1500.0, 1500.0, 1017.0, 1043.0, 0, 0, 0, 0, 0],
-                      [1684.0, 1684.0, 940.0, 560.0, 0, 0, 0, 0, 0],
-                      [1200.0, 1300.0, 700.0, 500.0, 0, 0, 0, 0, 0]])  # fmt: skip
+  cams = jnp.asarray(
+    [
+      [1500.0, 1500.0, 1017.0, 1043.0, 0, 0, 0, 0, 0],
+      [1684.0, 1684.0, 940.0, 560.0, 0, 0, 0, 0, 0],
+      [1200.0, 1300.0, 700.0, 500.0, 0, 0, 0, 0, 0],
+    ]
+  )
   tgt = cams[:, None, None, 2:4] + jax.random.normal(jax.random.key(1), (3, t, 17, 2)) * 80
   out = posynda.redistribute_source(jax.random.key(2), src, tgt, cams)
   pick = np.asarray(out['pick'])
@@ -104,8 +109,9 @@ def test_frame_weights_exclude_padded_frames():
   kp = 1024 + jax.random.normal(k2, (2, t, 17, 2)) * 50
   weight = jnp.asarray([[1, 1, 0], [1, 0, 0]], jnp.float32)
   a = posynda.target_losses(pred, kp, root, cam, weight=weight)
-  b = posynda.target_losses(pred.at[:, :, :, 2].add(500.0), kp.at[:, 2].add(300.0), root, cam,
-                            weight=weight)  # fmt: skip
+  b = posynda.target_losses(
+    pred.at[:, :, :, 2].add(500.0), kp.at[:, 2].add(300.0), root, cam, weight=weight
+  )
   np.testing.assert_allclose(a['loss'], b['loss'], rtol=1e-6)
   c = posynda.target_losses(pred, kp, root, cam)  # unweighted: the official plain mean
   assert abs(float(c['loss']) - float(a['loss'])) > 1e-3
@@ -132,16 +138,18 @@ def test_denoiser_skeleton_converts_in_and_out():
 
   t = 5
   den, ref, v = posynda.build(
-    num_frames=t, dim=16, depth=1,
+    num_frames=t,
+    dim=16,
+    depth=1,
     refiner={'dim': 8, 'num_heads': 2, 'hidden': 16, 'depth': 1, 'dropout': 0.0},
-  )  # fmt: skip
+  )
   dv = posynda.merged_variables(v['denoiser'], v['lora'])
   kp = jax.random.normal(jax.random.key(0), (2, t, 17, 2)) * 0.3
   noise = jax.random.normal(jax.random.key(1), (1, 2, 1, t, 17, 3))
-  got = posynda.sample_poses(den, dv, ref, v['refiner'], kp, noise, skeleton='mpi3dhp17',
-                             root=14, denoiser_skeleton='h36m17')  # fmt: skip
-  x0 = d3dp.sample(den, dv, skel.convert(kp, 'mpi3dhp17', 'h36m17'), None, noise,
-                   skeleton='h36m17')  # fmt: skip
+  got = posynda.sample_poses(
+    den, dv, ref, v['refiner'], kp, noise, skeleton='mpi3dhp17', root=14, denoiser_skeleton='h36m17'
+  )
+  x0 = d3dp.sample(den, dv, skel.convert(kp, 'mpi3dhp17', 'h36m17'), None, noise, skeleton='h36m17')
   x0 = skel.convert(x0, 'h36m17', 'mpi3dhp17') * 1000.0
   want = ref.apply(v['refiner'], x0.reshape(-1, 17, 3), train=False).reshape(x0.shape)
   want = want.at[..., 14, :].set(0.0)

@@ -72,8 +72,9 @@ def test_p_best_depends_on_the_group_it_is_reduced_over():
   hyps[1, 0, 0, ..., 0] = 4.0
   errors = mp.protocol_errors(hyps, gt, np.zeros((2, 1, 1, 1), np.int32))
   np.testing.assert_allclose(mp.reduce_protocols(errors)['P_Best'], [1.0])  # min(2, 1)
-  per_window = [mp.reduce_protocols({'P_Best': errors['P_Best'][i : i + 1]})['P_Best']
-                for i in range(2)]  # fmt: skip
+  per_window = [
+    mp.reduce_protocols({'P_Best': errors['P_Best'][i : i + 1]})['P_Best'] for i in range(2)
+  ]
   np.testing.assert_allclose(np.concatenate(per_window), [0.0, 0.0])
 
 

@@ -23,8 +23,9 @@ def test_min_mpjpe_is_a_sequence_level_oracle():
   per_frame = np.linalg.norm(s - gt, axis=-1).mean(-1).min(0).mean()
   assert per_frame <= per.min() + 1e-6
   # leading batch axes
-  np.testing.assert_allclose(metrics.min_mpjpe(np.stack([s, s]), np.stack([gt, gt])),
-                             [per.min()] * 2, rtol=1e-5)  # fmt: skip
+  np.testing.assert_allclose(
+    metrics.min_mpjpe(np.stack([s, s]), np.stack([gt, gt])), [per.min()] * 2, rtol=1e-5
+  )
 
 
 def test_min_p_mpjpe_ignores_similarity_transforms():

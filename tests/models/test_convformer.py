@@ -87,15 +87,17 @@ def test_dynamic_conv_attention_matches_a_loop_reference_on_any_token_axis():
   v = _variables(attn, x, train=False)
   p = v['params']
   assert p['qkv_kernel'].shape == (3, 2, 4, 12)  # K taps x heads x (d -> 3d): grouped by head
-  apply = jax.jit(lambda v, x, axis: attn.clone(token_axis=axis).apply(v, x, train=False),
-                  static_argnums=2)  # fmt: skip
+  apply = jax.jit(
+    lambda v, x, axis: attn.clone(token_axis=axis).apply(v, x, train=False), static_argnums=2
+  )
   out = apply(v, x, -2)
   for t in (0, 3):
     np.testing.assert_allclose(out[0, t], _reference_attention(x[0, t], p, 2, 3), atol=1e-5)
   temporal = apply(v, x, 1)  # attend over frames
   for j in (0, 5):
-    np.testing.assert_allclose(temporal[0, :, j], _reference_attention(x[0, :, j], p, 2, 3),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+      temporal[0, :, j], _reference_attention(x[0, :, j], p, 2, 3), atol=1e-5
+    )
 
 
 def test_joints_profile_mixes_all_frames_of_neighbouring_joints_only():
@@ -163,5 +165,4 @@ def test_rejects_wrong_shapes(tiny):
   with pytest.raises(ValueError, match='9, 17, 2'):
     jax.eval_shape(lambda: model.apply(variables, jnp.zeros((1, 9, 16, 2)), train=False))
   with pytest.raises(ValueError, match='divisible'):
-    cf.DynamicConvAttention(num_heads=3).init(jax.random.key(0), jnp.zeros((1, 4, 8)),
-                                              train=False)  # fmt: skip
+    cf.DynamicConvAttention(num_heads=3).init(jax.random.key(0), jnp.zeros((1, 4, 8)), train=False)

@@ -97,9 +97,11 @@ def test_from_torch_reads_the_released_list_layout(tiny):
   out = model.apply(variables, x, train=False)
   np.testing.assert_allclose(m2.apply(v2, x, train=False), out, atol=1e-6)
   xt = jnp.concatenate([x, out], -1)
-  np.testing.assert_allclose(m2.apply(v2, xt, jnp.ones(2), train=False, method='denoise'),
-                             model.apply(variables, xt, jnp.ones(2), train=False, method='denoise'),
-                             atol=1e-6)  # fmt: skip
+  np.testing.assert_allclose(
+    m2.apply(v2, xt, jnp.ones(2), train=False, method='denoise'),
+    model.apply(variables, xt, jnp.ones(2), train=False, method='denoise'),
+    atol=1e-6,
+  )
   bad = dict(diff_sd, **{'module.extra.weight': np.zeros(3)})
   with pytest.raises(ValueError, match='unexpected'):
     diffpose.from_torch(bad, config_model=cm)

@@ -57,8 +57,9 @@ def test_tpc_keeping_every_frame_is_the_backbone(backbone):
   """token_num = T without a slot embedding keeps all frames in order: exactly the backbone."""
   model, x = _build(backbone, token_num=9, layer_index=1, mode='tpc')
   variables = _variables(model, x)
-  base = models.get_module(backbone).Model(**hot.backbone_config(backbone, VARIANT[backbone],
-                                                                 TINY[backbone][0]))  # fmt: skip
+  base = models.get_module(backbone).Model(
+    **hot.backbone_config(backbone, VARIANT[backbone], TINY[backbone][0])
+  )
   base_vars = {k: v['backbone'] for k, v in variables.items()}
   assert set(variables['params']) == {'backbone'}  # TPC adds no parameters
   ref = jax.eval_shape(lambda: base.init(KEY, x, train=False))

@@ -31,8 +31,10 @@ def test_learnable_graph_conv_formula():
   lgc = kpa_tpa.LearnableGraphConv(c_out, node_axis=1)
   x = np.asarray(jax.random.normal(jax.random.key(0), (2, n, 7, c_in)))
   v = lgc.init(jax.random.key(1), x, adj)
-  p = {k: np.asarray(jax.random.normal(jax.random.key(i + 2), a.shape)) for i, (k, a) in
-       enumerate(v['params'].items())}  # fmt: skip
+  p = {
+    k: np.asarray(jax.random.normal(jax.random.key(i + 2), a.shape))
+    for i, (k, a) in enumerate(v['params'].items())
+  }
   out = lgc.apply({'params': p}, x, adj)
   a = adj + p['adj2']
   a = (a + a.T) / 2
@@ -123,9 +125,12 @@ def test_prior_attention_plugs_into_host(host):
 
   def loss(params):
     out, new = model.apply(
-      {**variables, 'params': params}, x, train=True, mutable=['batch_stats'],
+      {**variables, 'params': params},
+      x,
+      train=True,
+      mutable=['batch_stats'],
       rngs={'dropout': jax.random.key(1)},
-    )  # fmt: skip
+    )
     return jnp.mean(out**2), (out, new)
 
   grads, (out, new) = jax.jit(jax.grad(loss, has_aux=True))(variables['params'])
@@ -139,8 +144,9 @@ def test_prior_attention_plugs_into_host(host):
       if not leaf.endswith("['gconv']['bias']"):
         assert np.any(np.abs(g) > 0), (path, leaf)
     stats = _get(new['batch_stats'], path)
-    assert not np.allclose(jax.tree.leaves(stats)[0], jax.tree.leaves(_get(
-      variables['batch_stats'], path))[0])  # fmt: skip
+    assert not np.allclose(
+      jax.tree.leaves(stats)[0], jax.tree.leaves(_get(variables['batch_stats'], path))[0]
+    )
 
 
 def test_motionbert_prior_needs_full_clips():

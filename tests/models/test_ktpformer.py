@@ -45,8 +45,14 @@ def test_variable_tree_mirrors_the_official_modules(tiny):
   params = variables['params']
   blocks = {f'{s}_{i}' for s in ('STEblocks', 'TTEblocks') for i in range(model.depth)}
   assert set(params) == {
-    'kpattention', 'tpattention', 'Spatial_norm', 'Temporal_norm', 'head_0', 'head_1', *blocks,
-  }  # fmt: skip
+    'kpattention',
+    'tpattention',
+    'Spatial_norm',
+    'Temporal_norm',
+    'head_0',
+    'head_1',
+    *blocks,
+  }
   assert set(params['kpattention']) == {'kpa', 'Spatial_pos_embed', 'norm1', 'attn', 'norm2', 'mlp'}
   assert set(params['tpattention']['tpa']) == {'gconv1', 'gconv2'}
   gconv = params['kpattention']['kpa']['gconv']
@@ -78,8 +84,9 @@ def test_every_parameter_gets_a_gradient(tiny):
     v = {**variables, 'params': params}
     if not train:
       return jnp.mean((model.apply(v, x, train=False) - target) ** 2), None
-    out, new = model.apply(v, x, train=True, mutable=['batch_stats'],
-                           rngs={'dropout': jax.random.key(3)})  # fmt: skip
+    out, new = model.apply(
+      v, x, train=True, mutable=['batch_stats'], rngs={'dropout': jax.random.key(3)}
+    )
     return jnp.mean((out - target) ** 2), new
 
   for train in (False, True):
@@ -91,8 +98,9 @@ def test_every_parameter_gets_a_gradient(tiny):
       lgc_bias = 'gconv' in name and name.endswith("['bias']")
       if not (train and lgc_bias):
         assert np.any(np.abs(g) > 0), f'zero gradient for {name} (train={train})'
-  changed = jax.tree.map(lambda a, b: not np.allclose(a, b), new['batch_stats'],
-                         variables['batch_stats'])  # fmt: skip
+  changed = jax.tree.map(
+    lambda a, b: not np.allclose(a, b), new['batch_stats'], variables['batch_stats']
+  )
   assert all(jax.tree.leaves(changed))
 
 

@@ -237,8 +237,9 @@ def _gcn_reference(x, p, stats, adj_norm, node_axis):
 def _perturbed(variables, seed=0):
   leaves, tree = jax.tree.flatten(variables)
   rng = np.random.default_rng(seed)
-  leaves = [np.asarray(v) + 0.3 * np.abs(rng.standard_normal(v.shape)).astype(np.float32)
-            for v in leaves]  # fmt: skip
+  leaves = [
+    np.asarray(v) + 0.3 * np.abs(rng.standard_normal(v.shape)).astype(np.float32) for v in leaves
+  ]
   return jax.tree.unflatten(tree, leaves)
 
 
@@ -250,9 +251,12 @@ def test_gcn_matches_reference(mode):
     gcn = L.GCN(mode='spatial', num_nodes=4, neighbours=neighbours)
   else:
     gcn = L.GCN(
-      mode='temporal', num_nodes=6, neighbour_num=2,
-      use_temporal_similarity=mode == 'temporal', temporal_connection_len=2,
-    )  # fmt: skip
+      mode='temporal',
+      num_nodes=6,
+      neighbour_num=2,
+      use_temporal_similarity=mode == 'temporal',
+      temporal_connection_len=2,
+    )
   v = _perturbed(gcn.init(jax.random.key(0), x, train=False))
   node_axis = 2 if mode == 'spatial' else 1
   assert v['batch_stats']['batch_norm']['mean'].shape == (x.shape[node_axis],)

@@ -38,8 +38,11 @@ def test_variants_and_paper_table_agree():
     assert mag.PAPER[name]['frames'] == kw['n_frames']
     assert kw['num_heads'] == 8 and kw['neighbour_num'] == 2
     assert models.example_input(models.build('motionagformer', name)).shape == (
-      1, kw['n_frames'], 17, 3,
-    )  # fmt: skip
+      1,
+      kw['n_frames'],
+      17,
+      3,
+    )
 
 
 def test_spatial_graph_is_the_published_asymmetric_one():

@@ -137,9 +137,9 @@ def test_only_the_unused_encoder_norms_get_zero_gradient(tiny):
 def test_train_mode_uses_batch_statistics_and_updates_them(tiny):
   model, variables, x, evaluate, _ = tiny
   no_drop = model.clone(dropout=0.0, mlp_dropout=0.0)
-  out, stats = jax.jit(
-    lambda v: no_drop.apply(v, x, train=True, mutable=['batch_stats'])
-  )(variables)  # fmt: skip
+  out, stats = jax.jit(lambda v: no_drop.apply(v, x, train=True, mutable=['batch_stats']))(
+    variables
+  )
   assert not np.allclose(out, evaluate(variables, x)[0])
   old = variables['batch_stats']['encoder2d']['bn_1']['mean']
   assert not np.allclose(stats['batch_stats']['encoder2d']['bn_1']['mean'], old)
@@ -233,8 +233,9 @@ def test_load_official_reads_the_finetune_and_refine_checkpoints(path, tmp_path)
   # trainer.py saves model['trans'] and model['refine'] (DataParallel) with torch.save(state_dict).
   _save_like_dataparallel(torch, fx.params, tmp_path / 'no_refine_12_4500.pth')
   refine = mpm.PostRefine()
-  rv = refine.init(jax.random.key(0), jnp.zeros((1, 1, 17, 3)), jnp.zeros((1, 1, 17, 3)),
-                   train=False)['params']  # fmt: skip
+  rv = refine.init(
+    jax.random.key(0), jnp.zeros((1, 1, 17, 3)), jnp.zeros((1, 1, 17, 3)), train=False
+  )['params']
   refine_sd = {}
   for i, name in ((0, 'fc1'), (3, 'fc2')):  # nn.Sequential(Linear, ReLU, Dropout, Linear, Sigmoid)
     refine_sd[f'post_refine.{i}.weight'] = np.asarray(rv[name]['kernel']).T

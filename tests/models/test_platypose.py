@@ -46,8 +46,10 @@ def _official_keys(variables):
   """Flax tree -> official MDM keys (the inverse of from_torch), plus the unused encoder."""
   p = variables['params']
   sd = {}
-  lin = lambda name, leaf: {f'{name}.weight': np.asarray(leaf['kernel']).T,
-                            f'{name}.bias': np.asarray(leaf['bias'])}  # fmt: skip
+  lin = lambda name, leaf: {
+    f'{name}.weight': np.asarray(leaf['kernel']).T,
+    f'{name}.bias': np.asarray(leaf['bias']),
+  }
   sd.update(lin('input_process.poseEmbedding', p['poseEmbedding']))
   sd.update(lin('output_process.poseFinal', p['poseFinal']))
   for i in (0, 2):
@@ -75,8 +77,9 @@ def test_from_torch_round_trip_skips_the_skeleton_encoder(tiny):
   m2, v2 = platypose.from_torch(sd, num_frames=8, njoints=17, cond_mode='no_cond')
   assert (m2.latent_dim, m2.ff_size, m2.num_layers, m2.max_len) == (32, 64, 2, 64)
   t = jnp.array([3, 11])
-  np.testing.assert_allclose(m2.apply(v2, x, train=False, t=t),
-                             model.apply(variables, x, train=False, t=t), atol=1e-6)  # fmt: skip
+  np.testing.assert_allclose(
+    m2.apply(v2, x, train=False, t=t), model.apply(variables, x, train=False, t=t), atol=1e-6
+  )
   bad = dict(sd, **{'embed_timestep.sequence_pos_encoder.pe': sd['sequence_pos_encoder.pe'] + 1})
   with pytest.raises(ValueError, match='aliased'):
     platypose.from_torch(bad)

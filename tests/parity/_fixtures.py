@@ -26,7 +26,9 @@ def fixture_files(family: str, case_glob: str = '*') -> list:
   """pytest params, one per fixture file of `family`; a single skip param when none exist."""
   files = sorted(parity_dir().glob(f'{family}__{case_glob}.npz'))
   if not files:
-    return [pytest.param(None, marks=pytest.mark.skip(reason=f'no {family} fixtures in {parity_dir()}'))]
+    return [
+      pytest.param(None, marks=pytest.mark.skip(reason=f'no {family} fixtures in {parity_dir()}'))
+    ]
   return [pytest.param(f, id=f.stem) for f in files]
 
 
@@ -38,7 +40,7 @@ class Fixture:
     with np.load(path, allow_pickle=False) as z:
       self.arrays = {k: z[k] for k in z.files}
     self.meta = json.loads(str(self.arrays.pop('meta')))
-    self.params = {k[len('param/'):]: v for k, v in self.arrays.items() if k.startswith('param/')}
+    self.params = {k[len('param/') :]: v for k, v in self.arrays.items() if k.startswith('param/')}
 
   def __getitem__(self, key: str) -> np.ndarray:
     return self.arrays[key]

@@ -73,11 +73,16 @@ def test_model_prediction_matches_official(path, flip):
   ac = d3dp.cosine_schedule(fx.meta['ctor']['args']['timestep'])['alphas_cumprod'][t]
   col = lambda a: np.asarray(a, np.float32)[:, None, None, None, None]
   x0, eps = d3dp.denoise(
-    model, variables, fx['input/x_2d'], fx['input/x_noisy'], t,
+    model,
+    variables,
+    fx['input/x_2d'],
+    fx['input/x_noisy'],
+    t,
     scale=fx.meta['ctor']['args']['scale'],
     flip_perm=skel.get('h36m17').flip_perm if flip else None,
-    sqrt_ab=col(np.sqrt(ac)), sqrt_one_minus_ab=col(np.sqrt(1 - ac)),
-  )  # fmt: skip
+    sqrt_ab=col(np.sqrt(ac)),
+    sqrt_one_minus_ab=col(np.sqrt(1 - ac)),
+  )
   tag = 'flip' if flip else 'noflip'
   assert_parity(x0, fx[f'output/x_start_{tag}'], name=f'x_start_{tag}')
   assert_parity(eps, fx[f'output/pred_noise_{tag}'], name=f'pred_noise_{tag}')
@@ -99,10 +104,16 @@ def sampled():
     h, k = ctor['num_proposals'], ctor['sampling_timesteps']
     noise = np.stack([fx[f'noise/{i}'] for i in range(k)])
     out = d3dp.sample(
-      model, variables, fx['input/x_2d'], noise=noise, num_hypotheses=h, num_steps=k,
-      scale=ctor['args']['scale'], num_timesteps=ctor['args']['timestep'],
+      model,
+      variables,
+      fx['input/x_2d'],
+      noise=noise,
+      num_hypotheses=h,
+      num_steps=k,
+      scale=ctor['args']['scale'],
+      num_timesteps=ctor['args']['timestep'],
       flip=ctor['args']['test_time_augmentation'],
-    )  # fmt: skip
+    )
     runs[path] = (fx, np.asarray(out))
   return runs
 

@@ -51,8 +51,9 @@ def test_training_objective_matches_official(path):
     pytest.skip('no training objective in this fixture')
   b = method.betas(*_schedule(fx))
   np.testing.assert_array_equal(b, fx['input/betas'])
-  xt = method.q_sample(fx['input/x0'], jnp.asarray(fx['input/t_train']), fx['input/eps'],
-                       fx['input/noise_scale'], b)  # fmt: skip
+  xt = method.q_sample(
+    fx['input/x0'], jnp.asarray(fx['input/t_train']), fx['input/eps'], fx['input/noise_scale'], b
+  )
   assert_parity(xt, fx['output/train_xt'], name='x_t')
   trunk = diffpose.trunk_from_config(fx.meta['ctor']['config_model'], time_embedding=True)
   v = diffpose.convert_trunk(fx.params, trunk, trunk.out_channels)
@@ -81,9 +82,12 @@ def test_sampler_matches_official(path):
   if not _pose_params(fx):
     pytest.skip('not a sampler fixture')
   ctor = fx.meta['ctor']
-  model, v = diffpose.from_torch(fx.params, pose_state_dict=_pose_params(fx),
-                                 config_model=ctor['config_model'],
-                                 config_model_pose=ctor['config_model_pose'])  # fmt: skip
+  model, v = diffpose.from_torch(
+    fx.params,
+    pose_state_dict=_pose_params(fx),
+    config_model=ctor['config_model'],
+    config_model_pose=ctor['config_model_pose'],
+  )
   np.testing.assert_array_equal(method.betas(*_schedule(fx)), fx['input/betas'])
   uv = fx['input/uv'][:, None]  # (B, T = 1, J, 2)
   b, j, c = fx['input/noise_scale'].shape
@@ -92,9 +96,18 @@ def test_sampler_matches_official(path):
     k = len(seq)
     # noise/<name>/0 is the official's unused draw; 1..K are the per-step z.
     z = np.stack([fx[f'noise/{name}/{i}'] for i in range(1, k + 1)]).reshape(k, n, b, 1, j, c)
-    out = method.sample(model, v, uv, noise=jnp.asarray(z), seq=seq, eta=s['eta'], num_samples=n,
-                        schedule=_schedule(fx), official_root_centring=True,
-                        return_chain=True)  # fmt: skip
+    out = method.sample(
+      model,
+      v,
+      uv,
+      noise=jnp.asarray(z),
+      seq=seq,
+      eta=s['eta'],
+      num_samples=n,
+      schedule=_schedule(fx),
+      official_root_centring=True,
+      return_chain=True,
+    )
     xs = np.asarray(out['xs']).reshape(k + 1, n * b, j, c)
     assert_parity(xs[0], fx[f'output/{name}/init_uvxyz'], name=f'{name}/init_uvxyz')
     assert_parity(xs, fx[f'output/{name}/xs'], name=f'{name}/xs')

@@ -43,8 +43,13 @@ def test_mpm_pretrain_network_matches_official(path):
     'temporal_mask_3d': tmask,
   }
   out = net.apply(
-    variables, fx['input2d'], fx['input3d'], train=False, masks=masks, lift=True,
+    variables,
+    fx['input2d'],
+    fx['input3d'],
+    train=False,
+    masks=masks,
+    lift=True,
     num_masked=int(tmask.sum()),
-  )  # fmt: skip
+  )
   for key in ('out2d', 'out3d_lift', 'out3d'):
     assert_parity(out[key], fx[key], name=key)

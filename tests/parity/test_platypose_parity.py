@@ -19,20 +19,27 @@ from jaxpose.models import platypose
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
 FILES = fixture_files('platypose')
-CAMERA_KEYS = ('intrinsic_matrix', 'rotation_matrix', 'translation_vector',
-               'tangential_distortion', 'radial_distortion')  # fmt: skip
+CAMERA_KEYS = (
+  'intrinsic_matrix',
+  'rotation_matrix',
+  'translation_vector',
+  'tangential_distortion',
+  'radial_distortion',
+)
 
 
 def _model(fx, num_frames=1):
-  return platypose.from_torch(fx.params, **fx.meta['ctor']['pipeline_config'],
-                              num_frames=num_frames)  # fmt: skip
+  return platypose.from_torch(
+    fx.params, **fx.meta['ctor']['pipeline_config'], num_frames=num_frames
+  )
 
 
 @pytest.mark.parametrize('path', FILES)
 def test_schedule_matches_official(path):
   fx = Fixture(path)
-  s = method.spaced_schedule(fx.meta['spaced']['original_num_steps'],
-                             fx.meta['spaced']['num_timesteps'])  # fmt: skip
+  s = method.spaced_schedule(
+    fx.meta['spaced']['original_num_steps'], fx.meta['spaced']['num_timesteps']
+  )
   np.testing.assert_array_equal(s['timestep_map'], fx['output/timestep_map'])
   np.testing.assert_allclose(s['alphas_cumprod'], fx['output/alphas_cumprod_spaced'], rtol=1e-12)
 
@@ -55,8 +62,12 @@ def _observation(fx):
   c = fx['input/x_2d'].shape[0]
   cams = {k: np.stack([fx[f'input/camera/{i}/{k}'] for i in range(c)]) for k in CAMERA_KEYS}
   x3d = fx['input/x_3d'][0]  # (T, J, 3) world, absolute
-  obs = {'root': x3d[:, :1], 'x2d': fx['input/x_2d'][:, 0], 'weights': fx['input/scale'][:, 0],
-         'cameras': cams}  # fmt: skip
+  obs = {
+    'root': x3d[:, :1],
+    'x2d': fx['input/x_2d'][:, 0],
+    'weights': fx['input/scale'][:, 0],
+    'cameras': cams,
+  }
   return x3d, obs
 
 
@@ -97,11 +108,20 @@ def test_guided_sampler_matches_official(path):
   steps = fx.meta['spaced']['num_timesteps'] - call['skip_timesteps']
   for out_p, noise_p, scale in _runs(fx):
     z = np.stack([fx[f'{noise_p}{i}'] for i in range(steps + 1)]).reshape(1, steps + 1, n, f, -1, 3)
-    out = method.sample(model, v, obs, noise=jnp.asarray(z), energy_scale=scale, num_samples=n,
-                        num_substeps=call['num_substeps'], skip_timesteps=call['skip_timesteps'],
-                        num_steps=fx.meta['spaced']['num_timesteps'],
-                        num_timesteps=fx.meta['spaced']['original_num_steps'], eta=call['eta'],
-                        return_chain=True)  # fmt: skip
+    out = method.sample(
+      model,
+      v,
+      obs,
+      noise=jnp.asarray(z),
+      energy_scale=scale,
+      num_samples=n,
+      num_substeps=call['num_substeps'],
+      skip_timesteps=call['skip_timesteps'],
+      num_steps=fx.meta['spaced']['num_timesteps'],
+      num_timesteps=fx.meta['spaced']['original_num_steps'],
+      eta=call['eta'],
+      return_chain=True,
+    )
     flat = lambda a: np.asarray(a)[0].reshape(steps, n, f, -1)
     assert_parity(flat(out['x0_before']), fx[f'{out_p}pred_xstart_before'], name=f'{out_p}before')
     assert_parity(np.asarray(out['energy'])[0], fx[f'{out_p}energy'], name=f'{out_p}energy')
@@ -122,8 +142,9 @@ def test_metrics_match_official(path):
   gt = x3d - x3d[:, :1]
   per = sampling.per_sample_mpjpe(samples * 1000, gt * 1000)
   assert_parity(per, fx['output/mpjpe_per_sample_mm'], rtol_l2=1e-6, name='mpjpe per sample')
-  assert_parity(sampling.min_mpjpe(samples * 1000, gt * 1000), fx['output/min_mpjpe_mm'],
-                name='minMPJPE')  # fmt: skip
+  assert_parity(
+    sampling.min_mpjpe(samples * 1000, gt * 1000), fx['output/min_mpjpe_mm'], name='minMPJPE'
+  )
   q = fx['output/calibration_quantiles']
   np.testing.assert_allclose(q, sampling.QUANTILES, atol=1e-12)
   cov = sampling.calibration_coverage(samples, gt, q)

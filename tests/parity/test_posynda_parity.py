@@ -73,10 +73,17 @@ def test_sampler_path_matches_official(path, case):
   h = fx.meta['ctor'][case]['num_proposals']
   k = fx.meta['ctor'][case]['sampling_timesteps']
   pred = posynda.sample_poses(
-    model, variables, ref_model, ref_vars, fx['input/x_2d'], fx[f'noise/{case}/0'][None],
-    num_hypotheses=h, num_steps=k, scale=fx.meta['ctor']['args']['scale'],
+    model,
+    variables,
+    ref_model,
+    ref_vars,
+    fx['input/x_2d'],
+    fx[f'noise/{case}/0'][None],
+    num_hypotheses=h,
+    num_steps=k,
+    scale=fx.meta['ctor']['args']['scale'],
     num_timesteps=fx.meta['ctor']['args']['timestep'],
-  )  # fmt: skip
+  )
   assert_parity(pred, fx[f'output/{case}/pred'], name=f'{case} pred')
   if case == 'eval':
     got = posynda.mpjpe_valid(pred, fx['input/gt_3d_mm'], fx['input/valid'])

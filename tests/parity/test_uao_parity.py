@@ -72,10 +72,21 @@ def test_tto_matches_official_every_step(path):
     assert_parity(s0, fx[f'output/s0_{name}'], name=f's0_{name}')
 
   out = uao_method.tto(
-    model, variables, u, fx['input/batch_cam'], gt[:, :, :1], flip_perm=jnp.asarray(sk.flip_perm),
-    kp2d_flip=u_f, iters=a['opt_iter_num'], lr=a['lr_z'], w_prior=a['weight_gaussian'],
-    w_proj=a['weight_proj'], mode='batch', root_joint=sk.root, trajectory=True,
-  )  # fmt: skip
+    model,
+    variables,
+    u,
+    fx['input/batch_cam'],
+    gt[:, :, :1],
+    flip_perm=jnp.asarray(sk.flip_perm),
+    kp2d_flip=u_f,
+    iters=a['opt_iter_num'],
+    lr=a['lr_z'],
+    w_prior=a['weight_gaussian'],
+    w_proj=a['weight_proj'],
+    mode='batch',
+    root_joint=sk.root,
+    trajectory=True,
+  )
   for ours, theirs in (('z_traj', 'z_nonflip_traj'), ('z_flip_traj', 'z_flip_traj')):
     traj, ref = np.asarray(out[ours]), fx[f'output/{theirs}']
     assert traj.shape == ref.shape

@@ -91,8 +91,11 @@ def test_50hz_resampling_lengths(world):
 def test_malformed_clip(tmp_path):
   bad = tmp_path / 'humanoid3d_bad.txt'
   bad.write_text(json.dumps({'Loop': 'wrap', 'Frames': [[0.1] * 43]}))
-  with pytest.raises(io.DataFormatError, match=r"humanoid3d_bad.txt: json\['Frames'\]: expected "
-                     r'shape \(\*, 44\), got shape \(1, 43\)'):  # fmt: skip
+  with pytest.raises(
+    io.DataFormatError,
+    match=r"humanoid3d_bad.txt: json\['Frames'\]: expected "
+    r'shape \(\*, 44\), got shape \(1, 43\)',
+  ):
     deepmimic.read_clip(bad)
   bad.write_text('{"Frames": ')
   with pytest.raises(io.DataFormatError, match='JSON'):

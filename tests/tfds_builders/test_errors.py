@@ -55,8 +55,20 @@ def test_missing_manual_dir_and_file(tmp_path):
   synthetic.write_h36m_vp3d(tmp_path / 'm', sources=('gt',))
   with pytest.raises(io.ManualDirError, match=r'missing file .*data_2d_h36m_cpn_ft_h36m_dbb\.npz'):
     build.build('h36m', 'cpn_ft_h36m_dbb', tmp_path / 'm', tmp_path / 'data')
-  assert cli.main(['data', 'build', 'h36m', '--manual_dir', str(tmp_path / 'nope'),
-                   '--data_dir', str(tmp_path / 'data')]) == 1  # fmt: skip
+  assert (
+    cli.main(
+      [
+        'data',
+        'build',
+        'h36m',
+        '--manual_dir',
+        str(tmp_path / 'nope'),
+        '--data_dir',
+        str(tmp_path / 'data'),
+      ]
+    )
+    == 1
+  )
 
 
 def test_mpi_inf_3dhp_missing_file_names_the_config_file(tmp_path):
@@ -107,8 +119,15 @@ def test_not_built_error_has_the_command(tmp_path):
 
 def test_cli_build_and_list(tmp_path, capsys):
   synthetic.write_mpi_inf_3dhp(tmp_path / 'm')
-  argv = ['data', 'build', 'mpi_inf_3dhp', '--manual_dir', str(tmp_path / 'm'), '--data_dir',
-          str(tmp_path / 'data')]  # fmt: skip
+  argv = [
+    'data',
+    'build',
+    'mpi_inf_3dhp',
+    '--manual_dir',
+    str(tmp_path / 'm'),
+    '--data_dir',
+    str(tmp_path / 'data'),
+  ]
   assert cli.main(argv) == 0
   assert build.is_built('mpi_inf_3dhp', None, tmp_path / 'data')
   assert cli.main(['data', 'list', '--data_dir', str(tmp_path / 'data')]) == 0

@@ -28,11 +28,15 @@ def test_restore_on_different_device_count(tmp_path):
   ck.close()
   assert int(back.step) == 7
   assert back.params['Dense_0']['kernel'].sharding.mesh.devices.size == 1
-  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
-               jax.device_get(st.params), jax.device_get(back.params))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+    jax.device_get(st.params),
+    jax.device_get(back.params),
+  )
   host = checkpoint.load_params(tmp_path)  # no target, to numpy (tools, eval)
-  np.testing.assert_array_equal(host['params']['Dense_1']['bias'],
-                                np.asarray(st.params['Dense_1']['bias']))
+  np.testing.assert_array_equal(
+    host['params']['Dense_1']['bias'], np.asarray(st.params['Dense_1']['bias'])
+  )
 
 
 def test_keeps_last_n_and_best(tmp_path):

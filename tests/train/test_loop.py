@@ -38,10 +38,18 @@ def _config(data_dir, **train):
 
 
 def _cmd(data_dir, workdir, steps):
-  return [sys.executable, '-m', 'jaxpose.cli', 'train',
-          '--config=configs/videopose3d.py:xs,smoke', f'--workdir={workdir}',
-          f'--config.data.data_dir={data_dir}', f'--config.train.total_steps={steps}',
-          '--config.train.ckpt_every=2', '--config.train.log_every=1']
+  return [
+    sys.executable,
+    '-m',
+    'jaxpose.cli',
+    'train',
+    '--config=configs/videopose3d.py:xs,smoke',
+    f'--workdir={workdir}',
+    f'--config.data.data_dir={data_dir}',
+    f'--config.train.total_steps={steps}',
+    '--config.train.ckpt_every=2',
+    '--config.train.log_every=1',
+  ]
 
 
 def _env():
@@ -53,10 +61,16 @@ def _env():
 def test_resume_after_sigkill_matches_uninterrupted_run(deepmimic_dir, tmp_path):
   steps = 10
   a, b = tmp_path / 'a', tmp_path / 'b'
-  subprocess.run(_cmd(deepmimic_dir, a, steps), cwd=REPO, env=_env(), check=True,
-                 capture_output=True)
-  proc = subprocess.Popen(_cmd(deepmimic_dir, b, steps), cwd=REPO, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  subprocess.run(
+    _cmd(deepmimic_dir, a, steps), cwd=REPO, env=_env(), check=True, capture_output=True
+  )
+  proc = subprocess.Popen(
+    _cmd(deepmimic_dir, b, steps),
+    cwd=REPO,
+    env=_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.time() + 300
   while time.time() < deadline and not (b / 'ckpt' / '4').exists():
     time.sleep(0.05)
@@ -64,8 +78,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(deepmimic_dir, tmp_path)
   proc.wait()
   killed_at = max(int(p.name) for p in (b / 'ckpt').iterdir() if p.name.isdigit())
   assert killed_at < steps, 'the run finished before it could be killed'
-  subprocess.run(_cmd(deepmimic_dir, b, steps), cwd=REPO, env=_env(), check=True,
-                 capture_output=True)
+  subprocess.run(
+    _cmd(deepmimic_dir, b, steps), cwd=REPO, env=_env(), check=True, capture_output=True
+  )
   pa, pb = checkpoint.load_params(a, 'latest'), checkpoint.load_params(b, 'latest')
   jax.tree.map(np.testing.assert_array_equal, pa, pb)
   rows = writers.read_jsonl(b / 'metrics.jsonl')

@@ -21,17 +21,23 @@ def _config():
 
 def _batches(n, b=16, t=5, j=17, seed=0):
   rng = np.random.default_rng(seed)
-  return [{'kp2d_norm': rng.normal(size=(b, t, j, 3)).astype(np.float32),
-           'pose3d_cam': rng.normal(size=(b, t, j, 3)).astype(np.float32) * 0.3,
-           'valid': np.ones((b, t), bool)} for _ in range(n)]
+  return [
+    {
+      'kp2d_norm': rng.normal(size=(b, t, j, 3)).astype(np.float32),
+      'pose3d_cam': rng.normal(size=(b, t, j, 3)).astype(np.float32) * 0.3,
+      'valid': np.ones((b, t), bool),
+    }
+    for _ in range(n)
+  ]
 
 
 def _train(num_devices: int, batches, lr=0.5):
   mesh = sharding.make_mesh(num_devices)
   model, tx, cfg = TinyLifter(), optax.sgd(lr), _config()
   x = jnp.zeros((1, 5, 17, 3))
-  st = jax.jit(lambda: state_lib.create(model, tx, x, seed=0),
-               out_shardings=sharding.replicated(mesh))()
+  st = jax.jit(
+    lambda: state_lib.create(model, tx, x, seed=0), out_shardings=sharding.replicated(mesh)
+  )()
   step = steps.make_train_step(model, supervised, tx, cfg)
   loss = float('nan')
   for b in batches:
@@ -49,7 +55,9 @@ def test_one_vs_eight_devices_sgd_identical():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5), p1, p8)
   # and the steps actually moved the parameters (a wrong gradient scale would show as a mismatch)
   p0, _ = _train(1, [])
-  delta = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1)))
+  delta = max(
+    float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(p0), jax.tree.leaves(p1))
+  )
   assert delta > 1e-3
 
 

@@ -13,9 +13,17 @@ from jaxpose.train import loop
 # UAO's predict_batch, D3DP's eval_metrics); the configs whose models the contract tests already
 # train (tests/models) run with `-m slow`.
 _slow = lambda spec: pytest.param(spec, marks=pytest.mark.slow)
-SMOKE = ['mixste:smoke', _slow('motionbert:lite,smoke'), _slow('ktpformer:smoke'),
-         _slow('glagcn:smoke'), _slow('mpm:smoke'), 'mpm:pretrain,smoke', 'hot:hot_mixste,smoke',
-         'uao:smoke', 'd3dp:smoke']
+SMOKE = [
+  'mixste:smoke',
+  _slow('motionbert:lite,smoke'),
+  _slow('ktpformer:smoke'),
+  _slow('glagcn:smoke'),
+  _slow('mpm:smoke'),
+  'mpm:pretrain,smoke',
+  'hot:hot_mixste,smoke',
+  'uao:smoke',
+  'd3dp:smoke',
+]
 
 
 @pytest.fixture(scope='module')

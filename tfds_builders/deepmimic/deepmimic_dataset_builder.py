@@ -46,10 +46,25 @@ class Builder(SequenceBuilder):
         pose, kp = deepmimic.project(world, cam)
         key = f'{deepmimic.SUBJECT}/{clip}/{cam["id"]}'
         intr, extr = camera_vectors(cam)
-        out[split].append((key, make_example(
-          file=path, key=key, kp2d_px=kp, pose3d_cam=pose, j2d=17, j3d=17,
-          subject=deepmimic.SUBJECT, action=clip, camera=cam['id'], res_w=cam['res_w'],
-          res_h=cam['res_h'], fps=deepmimic.FPS, cam_intrinsics=intr,
-          cam_extrinsics=extr,
-        )))  # fmt: skip
+        out[split].append(
+          (
+            key,
+            make_example(
+              file=path,
+              key=key,
+              kp2d_px=kp,
+              pose3d_cam=pose,
+              j2d=17,
+              j3d=17,
+              subject=deepmimic.SUBJECT,
+              action=clip,
+              camera=cam['id'],
+              res_w=cam['res_w'],
+              res_h=cam['res_h'],
+              fps=deepmimic.FPS,
+              cam_intrinsics=intr,
+              cam_extrinsics=extr,
+            ),
+          )
+        )
     return out

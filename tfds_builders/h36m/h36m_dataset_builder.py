@@ -58,10 +58,22 @@ KEEP_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 SKIP = {('S11', 'Directions')}
 # H36M action ids 2..16 (data.md §1.6), with VideoPose3D's category spellings.
 ACTIONS = {
-  2: 'Directions', 3: 'Discussion', 4: 'Eating', 5: 'Greeting', 6: 'Phoning', 7: 'Posing',
-  8: 'Purchases', 9: 'Sitting', 10: 'SittingDown', 11: 'Smoking', 12: 'Photo', 13: 'Waiting',
-  14: 'Walking', 15: 'WalkDog', 16: 'WalkTogether',
-}  # fmt: skip
+  2: 'Directions',
+  3: 'Discussion',
+  4: 'Eating',
+  5: 'Greeting',
+  6: 'Phoning',
+  7: 'Posing',
+  8: 'Purchases',
+  9: 'Sitting',
+  10: 'SittingDown',
+  11: 'Smoking',
+  12: 'Photo',
+  13: 'Waiting',
+  14: 'Walking',
+  15: 'WalkDog',
+  16: 'WalkTogether',
+}
 MB_EVAL_BLOCK = ('s_09_act_05_subact_02', 's_09_act_10_subact_02', 's_09_act_13_subact_01')
 SH_FILE = 'h36m_sh_conf_cam_source_final.pkl'
 SH_KEYS = {
@@ -69,8 +81,12 @@ SH_KEYS = {
   'test': ('joint_2d', 'confidence', 'joint3d_image', 'camera_name', 'source', '2.5d_factor'),
 }
 
-_VP3D = [('gt', 'h36m17'), ('cpn_ft_h36m_dbb', 'h36m17'), ('detectron_ft_h36m', 'h36m17'),
-         ('detectron_pt_coco', 'coco17')]  # fmt: skip
+_VP3D = [
+  ('gt', 'h36m17'),
+  ('cpn_ft_h36m_dbb', 'h36m17'),
+  ('detectron_ft_h36m', 'h36m17'),
+  ('detectron_pt_coco', 'coco17'),
+]
 _GMM = ('gt_gmm', 'cpn_ft_h36m_dbb_gmm')
 GMM_KERNELS = 3
 
@@ -168,8 +184,9 @@ def read_vp3d(manual_dir, cfg: SequenceConfig, instructions: str = ''):
 
             mix = gmm.validate(views[ci], f2d, f'{where2}[{ci}]', j2d)
             if mix.shape[2] != GMM_KERNELS:
-              raise DataFormatError(f2d, f'{where2}[{ci}]', f'{GMM_KERNELS} kernels',
-                                    f'{mix.shape[2]}')  # fmt: skip
+              raise DataFormatError(
+                f2d, f'{where2}[{ci}]', f'{GMM_KERNELS} kernels', f'{mix.shape[2]}'
+              )
             kp, extra = gmm.best_kernel_mean(mix), {'kp2d_gmm': mix[:t]}
           else:
             kp = as_array(views[ci], f2d, f'{where2}[{ci}]', (None, j2d, 2))
@@ -186,12 +203,28 @@ def read_vp3d(manual_dir, cfg: SequenceConfig, instructions: str = ''):
             cam['translation'].astype(np.float64),
           )
           key = f'{subject}/{action}/{cam["id"]}'
-          out[split].append((key, make_example(
-            file=f2d, key=key, kp2d_px=kp[:t], pose3d_cam=pose, j2d=j2d, j3d=17,
-            subject=subject, action=action, camera=cam['id'], res_w=cam['res_w'],
-            res_h=cam['res_h'], fps=50.0, cam_intrinsics=camera_vectors(cam)[0],
-            cam_extrinsics=camera_vectors(cam)[1], **extra,
-          )))  # fmt: skip
+          out[split].append(
+            (
+              key,
+              make_example(
+                file=f2d,
+                key=key,
+                kp2d_px=kp[:t],
+                pose3d_cam=pose,
+                j2d=j2d,
+                j3d=17,
+                subject=subject,
+                action=action,
+                camera=cam['id'],
+                res_w=cam['res_w'],
+                res_h=cam['res_h'],
+                fps=50.0,
+                cam_intrinsics=camera_vectors(cam)[0],
+                cam_extrinsics=camera_vectors(cam)[1],
+                **extra,
+              ),
+            )
+          )
   return out
 
 
@@ -239,8 +272,11 @@ def read_sh(manual_dir, instructions: str = ''):
     img3d = as_array(d['joint3d_image'], path, f"{where}['joint3d_image']", (n, 17, 3))
     cam_names = _strings(d['camera_name'], path, f"{where}['camera_name']", n)
     sources = _strings(d['source'], path, f"{where}['source']", n)
-    factor = (as_array(d['2.5d_factor'], path, f"{where}['2.5d_factor']", (n,))
-              if '2.5d_factor' in d else np.full(n, nominal, np.float32))  # fmt: skip
+    factor = (
+      as_array(d['2.5d_factor'], path, f"{where}['2.5d_factor']", (n,))
+      if '2.5d_factor' in d
+      else np.full(n, nominal, np.float32)
+    )
     cuts = np.flatnonzero(sources[1:] != sources[:-1]) + 1
     out[split] = []
     for b, (s, e) in enumerate(zip([0, *cuts], [*cuts, n])):
@@ -263,11 +299,28 @@ def read_sh(manual_dir, instructions: str = ''):
       pose[..., :2] -= np.array([1.0, h / w])
       blocked = src[:-6] in MB_EVAL_BLOCK and split == 'test'
       key = f'{split}/{src}/{b}'
-      out[split].append((key, make_example(
-        file=path, key=f"{where}[{s}:{e}] ({src})", kp2d_px=kp[s:e], kp2d_conf=conf[s:e],
-        pose3d_cam=pose, j2d=17, j3d=17, subject=subject,
-        action=f'{ACTIONS[act]} (subact {subact})', camera=cam_id, res_w=w, res_h=h, fps=50.0,
-        cam_intrinsics=camera_vectors(cam)[0], cam_extrinsics=camera_vectors(cam)[1],
-        valid=np.full(e - s, not blocked), scale_2_5d=factor[s:e] * (w / 2 / 1000),
-      )))  # fmt: skip
+      out[split].append(
+        (
+          key,
+          make_example(
+            file=path,
+            key=f'{where}[{s}:{e}] ({src})',
+            kp2d_px=kp[s:e],
+            kp2d_conf=conf[s:e],
+            pose3d_cam=pose,
+            j2d=17,
+            j3d=17,
+            subject=subject,
+            action=f'{ACTIONS[act]} (subact {subact})',
+            camera=cam_id,
+            res_w=w,
+            res_h=h,
+            fps=50.0,
+            cam_intrinsics=camera_vectors(cam)[0],
+            cam_extrinsics=camera_vectors(cam)[1],
+            valid=np.full(e - s, not blocked),
+            scale_2_5d=factor[s:e] * (w / 2 / 1000),
+          ),
+        )
+      )
   return out

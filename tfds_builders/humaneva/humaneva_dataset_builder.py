@@ -34,16 +34,22 @@ RES = (640, 480)
 # Camera parameters (numbers only) from VideoPose3D common/humaneva_dataset.py @ 1afb1ca0:
 # per subject and camera, [w, x, y, z] camera->world orientation, camera centre in mm.
 EXTRINSICS = {
-  'S1': [([0.424207, -0.4983646, -0.5802981, 0.4847012], [4062.227, 663.2477, 1528.397]),
-         ([0.6503354, -0.7481602, -0.0919284, 0.0941766], [844.8131, -3805.2092, 1504.9929]),
-         ([0.0664734, -0.0690535, 0.7416416, -0.6639132], [-797.67377, 3916.3174, 1433.6602])],
-  'S2': [([0.4214752, -0.4961493, -0.5838273, 0.4851187], [4112.9121, 626.4929, 1545.2988]),
-         ([0.6501393, -0.7476588, -0.0954617, 0.0959808], [923.5740, -3877.9243, 1504.5518]),
-         ([0.0699353, -0.0712403, 0.7421637, -0.662742], [-781.4915, 3838.8853, 1444.9929])],
-  'S3': [([0.424207, -0.4983646, -0.5802981, 0.4847012], [4062.2271, 663.2477, 1528.3970]),
-         ([0.6503354, -0.7481602, -0.0919284, 0.0941766], [844.8131, -3805.2092, 1504.9929]),
-         ([0.0664734, -0.0690535, 0.7416416, -0.6639132], [-797.6738, 3916.3174, 1433.6602])],
-}  # fmt: skip
+  'S1': [
+    ([0.424207, -0.4983646, -0.5802981, 0.4847012], [4062.227, 663.2477, 1528.397]),
+    ([0.6503354, -0.7481602, -0.0919284, 0.0941766], [844.8131, -3805.2092, 1504.9929]),
+    ([0.0664734, -0.0690535, 0.7416416, -0.6639132], [-797.67377, 3916.3174, 1433.6602]),
+  ],
+  'S2': [
+    ([0.4214752, -0.4961493, -0.5838273, 0.4851187], [4112.9121, 626.4929, 1545.2988]),
+    ([0.6501393, -0.7476588, -0.0954617, 0.0959808], [923.5740, -3877.9243, 1504.5518]),
+    ([0.0699353, -0.0712403, 0.7421637, -0.662742], [-781.4915, 3838.8853, 1444.9929]),
+  ],
+  'S3': [
+    ([0.424207, -0.4983646, -0.5802981, 0.4847012], [4062.2271, 663.2477, 1528.3970]),
+    ([0.6503354, -0.7481602, -0.0919284, 0.0941766], [844.8131, -3805.2092, 1504.9929]),
+    ([0.0664734, -0.0690535, 0.7416416, -0.6639132], [-797.6738, 3916.3174, 1433.6602]),
+  ],
+}
 SPLITS = {'train': 'Train/', 'test': 'Validate/'}
 
 
@@ -53,11 +59,21 @@ class Builder(SequenceBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release: VideoPose3D gt and detectron_pt_coco 2D.'}
   BUILDER_CONFIGS = [
-    SequenceConfig(name='gt', source_2d='gt', layout_2d='humaneva15', layout_3d='humaneva15',
-                   description='ground-truth 2D (15 joints)'),
-    SequenceConfig(name='detectron_pt_coco', source_2d='detectron_pt_coco', layout_2d='coco17',
-                   layout_3d='humaneva15', description='Detectron COCO-17 2D detections'),
-  ]  # fmt: skip
+    SequenceConfig(
+      name='gt',
+      source_2d='gt',
+      layout_2d='humaneva15',
+      layout_3d='humaneva15',
+      description='ground-truth 2D (15 joints)',
+    ),
+    SequenceConfig(
+      name='detectron_pt_coco',
+      source_2d='detectron_pt_coco',
+      layout_2d='coco17',
+      layout_3d='humaneva15',
+      description='Detectron COCO-17 2D detections',
+    ),
+  ]
   DEFAULT_CONFIG_NAME = 'gt'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put VideoPose3D's HumanEva-I files directly in manual_dir (its DATASETS.md, "HumanEva-I"):
@@ -115,9 +131,24 @@ class Builder(SequenceBuilder):
           q, c = EXTRINSICS[short][ci]
           pose = camera.world_to_camera(world, np.asarray(q), np.asarray(c) / 1000)
           key = f'{subject}/{action}/{cam}'
-          out[split].append((key, make_example(
-            file=f2d, key=key, kp2d_px=kp[:t], pose3d_cam=pose, j2d=j2d, j3d=15,
-            subject=subject, action=action, camera=cam, res_w=RES[0], res_h=RES[1], fps=60.0,
-            cam_extrinsics=np.concatenate([q, np.asarray(c) / 1000]),
-          )))  # fmt: skip
+          out[split].append(
+            (
+              key,
+              make_example(
+                file=f2d,
+                key=key,
+                kp2d_px=kp[:t],
+                pose3d_cam=pose,
+                j2d=j2d,
+                j3d=15,
+                subject=subject,
+                action=action,
+                camera=cam,
+                res_w=RES[0],
+                res_h=RES[1],
+                fps=60.0,
+                cam_extrinsics=np.concatenate([q, np.asarray(c) / 1000]),
+              ),
+            )
+          )
     return out

@@ -42,8 +42,14 @@ from jaxpose.data.io import (
 )
 from tfds_builders._common import Example, SequenceBuilder, SequenceConfig, make_example
 
-TEST_RES = {'TS1': (2048, 2048), 'TS2': (2048, 2048), 'TS3': (2048, 2048), 'TS4': (2048, 2048),
-            'TS5': (1920, 1080), 'TS6': (1920, 1080)}  # fmt: skip
+TEST_RES = {
+  'TS1': (2048, 2048),
+  'TS2': (2048, 2048),
+  'TS3': (2048, 2048),
+  'TS4': (2048, 2048),
+  'TS5': (1920, 1080),
+  'TS6': (1920, 1080),
+}
 TRAIN_RES = (2048, 2048)
 # Manual files of each config: (train, test).
 FILES = {
@@ -54,12 +60,16 @@ FILES = {
 # hard-code them (research/d3dp.md §3, posynda.md §4; data.md §3.3: the release's calibration gives
 # the same focal lengths). Per sequence: [w, h, sensor_w, sensor_h] (pixels, pixels, mm, mm) and
 # the camera [fx, fy, cx, cy] in mm, the principal point as an offset from the image centre.
-_STUDIO_CAM = ((2048, 2048, 10.0, 10.0),
-               (7.32506, 7.32506, -0.0322884, 0.0929296))  # fmt: skip
-_OUTDOOR_CAM = ((1920, 1080, 10.0, 5.625),
-                (8.770747185, 8.770747185, -0.104908645, 0.104899704))  # fmt: skip
-TEST_CAMERAS_MM = {'TS1': _STUDIO_CAM, 'TS2': _STUDIO_CAM, 'TS3': _STUDIO_CAM, 'TS4': _STUDIO_CAM,
-                   'TS5': _OUTDOOR_CAM, 'TS6': _OUTDOOR_CAM}  # fmt: skip
+_STUDIO_CAM = ((2048, 2048, 10.0, 10.0), (7.32506, 7.32506, -0.0322884, 0.0929296))
+_OUTDOOR_CAM = ((1920, 1080, 10.0, 5.625), (8.770747185, 8.770747185, -0.104908645, 0.104899704))
+TEST_CAMERAS_MM = {
+  'TS1': _STUDIO_CAM,
+  'TS2': _STUDIO_CAM,
+  'TS3': _STUDIO_CAM,
+  'TS4': _STUDIO_CAM,
+  'TS5': _OUTDOOR_CAM,
+  'TS6': _OUTDOOR_CAM,
+}
 
 
 def official_test_intrinsics(ts: str) -> np.ndarray:
@@ -108,12 +118,22 @@ class Builder(SequenceBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release: P-STMO train/test npz, valid-frame masks.'}
   BUILDER_CONFIGS = [
-    SequenceConfig(name='gt', source_2d='gt', layout_2d='mpi3dhp17', layout_3d='mpi3dhp17',
-                   description='annotated 2D, univ_annot3 3D'),
-    SequenceConfig(name='annot3', source_2d='gt', layout_2d='mpi3dhp17', layout_3d='mpi3dhp17',
-                   description="D3DP's data_{train,test}_3dhp_ori.npz: annotated 2D, annot3 3D, "
-                               'official test cameras'),
-  ]  # fmt: skip
+    SequenceConfig(
+      name='gt',
+      source_2d='gt',
+      layout_2d='mpi3dhp17',
+      layout_3d='mpi3dhp17',
+      description='annotated 2D, univ_annot3 3D',
+    ),
+    SequenceConfig(
+      name='annot3',
+      source_2d='gt',
+      layout_2d='mpi3dhp17',
+      layout_3d='mpi3dhp17',
+      description="D3DP's data_{train,test}_3dhp_ori.npz: annotated 2D, annot3 3D, "
+      'official test cameras',
+    ),
+  ]
   DEFAULT_CONFIG_NAME = 'gt'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put the preprocessed MPI-INF-3DHP files directly in manual_dir:
@@ -130,8 +150,10 @@ class Builder(SequenceBuilder):
   @property
   def NOTES(self) -> str:  # noqa: N802 - matches the base-class constant
     if self.builder_config.name == 'annot3':
-      return ('test intrinsics are the official cameras, train intrinsics least-squares pinhole '
-              'fits; test fps unknown (0)')  # fmt: skip
+      return (
+        'test intrinsics are the official cameras, train intrinsics least-squares pinhole '
+        'fits; test fps unknown (0)'
+      )
     return 'intrinsics are least-squares pinhole fits; test fps unknown (0)'
 
   def read_splits(self, manual_dir) -> dict[str, list[tuple[str, Example]]]:
@@ -146,16 +168,28 @@ class Builder(SequenceBuilder):
     }
 
 
-def _record(path, key, kp, pose_mm, subject, action, camera, res, fps, valid=None,
-            intrinsics=None) -> Example:  # fmt: skip
+def _record(
+  path, key, kp, pose_mm, subject, action, camera, res, fps, valid=None, intrinsics=None
+) -> Example:
   """One record; intrinsics None -> the least-squares fit of its 2D against its 3D."""
   kp = as_array(kp, path, f"{key}['data_2d']", (None, 17, 2))
   pose = as_array(pose_mm, path, f"{key}['data_3d']", (kp.shape[0], 17, 3), dtype=np.float64)
   return make_example(
-    file=path, key=key, kp2d_px=kp, pose3d_cam=pose / 1000.0, j2d=17, j3d=17, subject=subject,
-    action=action, camera=camera, res_w=res[0], res_h=res[1], fps=fps,
-    cam_intrinsics=fit_pinhole(kp, pose) if intrinsics is None else intrinsics, valid=valid,
-  )  # fmt: skip
+    file=path,
+    key=key,
+    kp2d_px=kp,
+    pose3d_cam=pose / 1000.0,
+    j2d=17,
+    j3d=17,
+    subject=subject,
+    action=action,
+    camera=camera,
+    res_w=res[0],
+    res_h=res[1],
+    fps=fps,
+    cam_intrinsics=fit_pinhole(kp, pose) if intrinsics is None else intrinsics,
+    valid=valid,
+  )
 
 
 def read_train(path) -> list[tuple[str, Example]]:
@@ -174,8 +208,12 @@ def read_train(path) -> list[tuple[str, Example]]:
       w = f'{where}[0][{cam!r}]'
       d = dic_cam[cam]
       kp, pose = get_key(d, 'data_2d', path, w), get_key(d, 'data_3d', path, w)
-      out.append((f'{seq}/{cam}', _record(path, w, kp, pose, parts[0], parts[1], str(cam),
-                                          TRAIN_RES, float(fps))))  # fmt: skip
+      out.append(
+        (
+          f'{seq}/{cam}',
+          _record(path, w, kp, pose, parts[0], parts[1], str(cam), TRAIN_RES, float(fps)),
+        )
+      )
   return out
 
 
@@ -194,6 +232,7 @@ def read_test(path, official_cameras: bool = False) -> list[tuple[str, Example]]
       valid = np.ravel(valid)
     valid = as_array(valid, path, f"{where}['valid']", (np.shape(kp)[0],), dtype=np.float64)
     intr = official_test_intrinsics(ts) if official_cameras else None
-    out.append((ts, _record(path, where, kp, pose, ts, ts, '0', TEST_RES[ts], 0.0, valid > 0.5,
-                            intr)))  # fmt: skip
+    out.append(
+      (ts, _record(path, where, kp, pose, ts, ts, '0', TEST_RES[ts], 0.0, valid > 0.5, intr))
+    )
   return out

@@ -41,9 +41,14 @@ class Builder(SequenceBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release: jointPositions + projected 2D, OpenPose 2D extra.'}
   BUILDER_CONFIGS = [
-    SequenceConfig(name='gt', source_2d='gt', layout_2d='smpl24', layout_3d='smpl24',
-                   description='projected SMPL joints as 2D; OpenPose 2D as an extra feature'),
-  ]  # fmt: skip
+    SequenceConfig(
+      name='gt',
+      source_2d='gt',
+      layout_2d='smpl24',
+      layout_3d='smpl24',
+      description='projected SMPL joints as 2D; OpenPose 2D as an extra feature',
+    ),
+  ]
   DEFAULT_CONFIG_NAME = 'gt'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download 3DPW (https://virtualhumans.mpi-inf.mpg.de/3DPW/, sequenceFiles.zip) and unzip it so that
@@ -88,10 +93,20 @@ def read_sequence(path: pathlib.Path) -> list[tuple[str, Example]]:
   valid_l = _per_actor(d, 'campose_valid', path)
   pose2d_l = _per_actor(d, 'poses2d', path)
   n = len(as_array(joints[0], path, "pickle['jointPositions'][0]", (None, 72)))
-  cam_poses = as_array(get_key(d, 'cam_poses', path, 'pickle'), path, "pickle['cam_poses']",
-                       (n, 4, 4), dtype=np.float64)  # fmt: skip
-  k = as_array(get_key(d, 'cam_intrinsics', path, 'pickle'), path, "pickle['cam_intrinsics']",
-               (3, 3), dtype=np.float64)  # fmt: skip
+  cam_poses = as_array(
+    get_key(d, 'cam_poses', path, 'pickle'),
+    path,
+    "pickle['cam_poses']",
+    (n, 4, 4),
+    dtype=np.float64,
+  )
+  k = as_array(
+    get_key(d, 'cam_intrinsics', path, 'pickle'),
+    path,
+    "pickle['cam_intrinsics']",
+    (3, 3),
+    dtype=np.float64,
+  )
   fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
   rot, trans = cam_poses[:, :3, :3], cam_poses[:, :3, 3]
   out = []
@@ -105,11 +120,27 @@ def read_sequence(path: pathlib.Path) -> list[tuple[str, Example]]:
     kp = np.stack([fx * pose[..., 0] / zs + cx, fy * pose[..., 1] / zs + cy], axis=-1)
     valid = as_array(valid_l[a], path, f"pickle['campose_valid'][{a}]", (n,), dtype=np.bool_)
     op = as_array(pose2d_l[a], path, f"pickle['poses2d'][{a}]", (n, 3, 18)).transpose(0, 2, 1)
-    out.append((f'{seq}/actor{a}', make_example(
-      file=path, key=f'actor{a}', kp2d_px=kp, pose3d_cam=pose, j2d=24, j3d=24,
-      subject=f'actor{a}', action=seq, camera='phone', res_w=int(round(2 * cx)),
-      res_h=int(round(2 * cy)), fps=30.0, cam_intrinsics=np.array([fx, fy, cx, cy, 0, 0, 0, 0, 0]),
-      valid=valid & front, kp2d_openpose=np.ascontiguousarray(op[..., :2]),
-      kp2d_openpose_conf=np.ascontiguousarray(op[..., 2]),
-    )))  # fmt: skip
+    out.append(
+      (
+        f'{seq}/actor{a}',
+        make_example(
+          file=path,
+          key=f'actor{a}',
+          kp2d_px=kp,
+          pose3d_cam=pose,
+          j2d=24,
+          j3d=24,
+          subject=f'actor{a}',
+          action=seq,
+          camera='phone',
+          res_w=int(round(2 * cx)),
+          res_h=int(round(2 * cy)),
+          fps=30.0,
+          cam_intrinsics=np.array([fx, fy, cx, cy, 0, 0, 0, 0, 0]),
+          valid=valid & front,
+          kp2d_openpose=np.ascontiguousarray(op[..., :2]),
+          kp2d_openpose_conf=np.ascontiguousarray(op[..., 2]),
+        ),
+      )
+    )
   return out

@@ -47,8 +47,14 @@ class TransformerBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     """x: (..., D) with tokens at `token_axis` -> same shape."""
-    return pre_norm_sublayers(self, x, train=train, token_axis=self.token_axis,
-                              norm1_eps=self.norm_eps, norm2_eps=self.norm_eps)  # fmt: skip
+    return pre_norm_sublayers(
+      self,
+      x,
+      train=train,
+      token_axis=self.token_axis,
+      norm1_eps=self.norm_eps,
+      norm2_eps=self.norm_eps,
+    )
 
 
 def pre_norm_sublayers(
