@@ -1,11 +1,23 @@
 """Model registry. The registry is the import path: `config.model.name` is a module stem here.
 
 Every model module `jaxpose/models/<name>.py` exports:
-  Model      a flax.linen Module with typed fields; `__call__(x, *, train: bool)` maps
-             x: (B, T, J, C_in) -> (B, T_out, J, 3).
+  Model      a flax.linen Module with typed fields, applied as `model.apply(v, *inputs, train=...)`.
   VARIANTS   {'variant': {constructor kwargs}} as published. The first key is the default.
   from_torch(state_dict, **official_kwargs) -> (module, variables)   official checkpoint import.
-Optional: PAPER = {'variant': {'params': int, 'macs': float, ...}} published numbers for benchmarks.
+Optional: PAPER = {'variant': {'params': int, 'macs': float, ...}} published numbers for benchmarks,
+TEST_OVERRIDES / TEST_VARIANT (the contract tests' tiny configuration), RNG_STREAMS.
+
+Two input kinds, declared by the module-level `INPUT_KIND`:
+  'pose2d' (default)  lifters: x (B, T, J, C_in) normalised 2D (+ confidence) -> (B, T_out, J, 3)
+                      metres, camera frame, root-relative. The input shape comes from the fields
+                      `num_frames`, `num_joints`, `in_channels` or the helper `input_shape(model)`.
+  'image'             image models: x (B, H, W, 3) float32 NHWC RGB, ImageNet-normalised
+                      ((rgb_0_255 - (123.675, 116.28, 103.53)) / (58.395, 57.12, 57.375)); the
+                      output is an array or a dict of arrays with the batch axis first, documented
+                      with shapes and units in the module docstring.
+A module whose model takes several inputs (or any non-lifter input) defines
+`example_inputs(model, batch) -> tuple[jax.Array, ...]` (zero arrays of the expected shapes);
+`example_inputs` below uses it, else builds the single lifter/image input.
 """
 
 from __future__ import annotations
@@ -79,16 +91,38 @@ def build(name: str, variant: str | None = None, **overrides: Any):
 def param_count(name: str, variant: str | None = None, **overrides: Any) -> int:
   """Number of trainable parameters (the `params` collection), computed without allocating."""
   model = build(name, variant, **overrides)
-  x = example_input(model)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  xs = example_inputs(model)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *xs, train=False))
   return int(sum(np.prod(s.shape) for s in jax.tree.leaves(shapes['params'])))
 
 
-def example_input(model, batch: int = 1) -> jax.Array:
-  """A zero input of the shape `model` expects: (batch, T, J, C_in).
+def input_kind(model_or_name) -> str:
+  """'pose2d' (a lifter) or 'image': the module-level INPUT_KIND of the model's module."""
+  if isinstance(model_or_name, str):
+    mod = get_module(model_or_name)
+  else:
+    mod = importlib.import_module(type(model_or_name).__module__)
+  return getattr(mod, 'INPUT_KIND', 'pose2d')
 
-  Models declare `num_frames`, `num_joints` and `in_channels` fields (or the module-level
-  helper `input_shape(model)`), which this reads.
+
+def example_inputs(model, batch: int = 1) -> tuple[jax.Array, ...]:
+  """Zero inputs of the shapes `model` expects, as a tuple for `model.apply(v, *inputs, ...)`.
+
+  The module's own `example_inputs(model, batch)` when it has one, else `(example_input(model,
+  batch),)`.
+  """
+  mod = importlib.import_module(type(model).__module__)
+  if hasattr(mod, 'example_inputs'):
+    return tuple(mod.example_inputs(model, batch))
+  return (example_input(model, batch),)
+
+
+def example_input(model, batch: int = 1) -> jax.Array:
+  """A zero input of the shape a single-input `model` expects.
+
+  Lifters: (batch, T, J, C_in) from the fields `num_frames`, `num_joints` and `in_channels` (or
+  the module-level helper `input_shape(model)`). Image models: (batch, H, W, 3) from
+  `input_shape(model)` = (H, W, 3).
   """
   mod = importlib.import_module(type(model).__module__)
   if hasattr(mod, 'input_shape'):

@@ -3,8 +3,9 @@
 For each model this builds its smallest configuration: the module's `TEST_VARIANT` or, when the
 module offers `TEST_OVERRIDES`, its default variant shrunk with them, else the variant with the
 fewest parameters. Float fields whose name contains 'drop' are set to 0.1 unless TEST_OVERRIDES
-sets them, so dropout paths are active. Then it checks: the module exports; (B, T, J, C_in) ->
-(B, T_out, J, 3) under jit; eval is deterministic and needs no RNG; training gives finite, non-zero
+sets them, so dropout paths are active. Then it checks: the module exports; for lifters
+(INPUT_KIND 'pose2d') (B, T, J, C_in) -> (B, T_out, J, 3) under jit, for other models finite float32
+outputs with the batch axis first; eval is deterministic and needs no RNG; training gives finite, non-zero
 gradients; and every RNG stream the module declares in `RNG_STREAMS` (default ('dropout',); () for
 a model that is deterministic in training) is required and used.
 
@@ -57,25 +58,33 @@ class Built:
     self.mod = mod = models.get_module(name)
     overrides = {**_drop_overrides(mod), **getattr(mod, 'TEST_OVERRIDES', {})}
     self.model = model = models.build(name, _smallest_variant(name, mod), **overrides)
-    self.x = jax.random.normal(_key(1), models.example_input(model, batch=B).shape)
-    self.variables = jax.jit(model.init, static_argnames='train')(_key(0), self.x, train=False)
+    self.kind = models.input_kind(model)
+    self.xs = tuple(
+      jax.random.normal(_key(1 + i), x.shape)
+      for i, x in enumerate(models.example_inputs(model, batch=B))
+    )
+    self.x = self.xs[0]
+    init = jax.jit(lambda k, *xs: model.init(k, *xs, train=False))
+    self.variables = init(_key(0), *self.xs)
     self.streams = tuple(getattr(mod, 'RNG_STREAMS', ('dropout',)))
-    self.eval = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    self.eval = jax.jit(lambda v, *xs: model.apply(v, *xs, train=False))
     mutable = [c for c in self.variables if c != 'params']
 
     def loss(params, rngs):
       v = {**self.variables, 'params': params}
       if mutable:
-        out = model.apply(v, self.x, train=True, rngs=rngs, mutable=mutable)[0]
+        out = model.apply(v, *self.xs, train=True, rngs=rngs, mutable=mutable)[0]
       else:
-        out = model.apply(v, self.x, train=True, rngs=rngs)
-      return jnp.mean(jnp.square(out)), out
+        out = model.apply(v, *self.xs, train=True, rngs=rngs)
+      leaves = jax.tree.leaves(out)
+      return sum(jnp.mean(jnp.square(o)) for o in leaves), leaves
 
     self.train = jax.jit(jax.value_and_grad(loss, has_aux=True))
 
   def train_out(self, rngs):
+    """(all outputs flattened into one host vector, gradients)."""
     (_, out), grads = self.train(self.variables['params'], rngs)
-    return np.asarray(out), grads
+    return np.concatenate([np.ravel(o) for o in out]), grads
 
 
 @pytest.fixture(scope='module', params=MODELS)
@@ -96,8 +105,15 @@ def test_module_exports(built):
 
 
 def test_shape_contract_under_jit(built):
-  out = built.eval(built.variables, built.x)
+  out = built.eval(built.variables, *built.xs)
   x = built.x
+  if built.kind != 'pose2d':  # image / multi-input models: documented pytrees, batch axis first
+    leaves = jax.tree.leaves(out)
+    assert leaves, f'{built.name}: no outputs'
+    for o in leaves:
+      assert o.dtype == jnp.float32 and o.shape[0] == B, f'{built.name}: output {o.shape}'
+      assert np.isfinite(np.asarray(o)).all()
+    return
   assert out.dtype == jnp.float32
   assert out.ndim == 4 and out.shape[0] == B and out.shape[2:] == (x.shape[2], 3), (
     f'{built.name}: output {out.shape} for input {x.shape}'
@@ -107,9 +123,9 @@ def test_shape_contract_under_jit(built):
 
 
 def test_eval_is_deterministic(built):
-  a = built.eval(built.variables, built.x)
-  b = built.eval(built.variables, built.x + 0.0)
-  np.testing.assert_array_equal(a, b)
+  a = built.eval(built.variables, *built.xs)
+  b = built.eval(built.variables, *(x + 0.0 for x in built.xs))
+  jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
 def test_training_gradients_are_finite(built):
