@@ -31,7 +31,16 @@ from jaxpose.metrics.pck import (
   auc,
   pck,
 )
-from jaxpose.metrics.pose import joint_errors, mpjpe, mpjve, n_mpjpe, p_mpjpe, reduce_joints
+from jaxpose.metrics.pose import (
+  joint_errors,
+  mpjpe,
+  mpjve,
+  n_mpjpe,
+  n_mpjpe_procrustes_scale,
+  p_mpjpe,
+  reduce_joints,
+)
+from jaxpose.metrics.pss import assign_clusters, fit_pss_centers, normalize_pose, pss
 from jaxpose.metrics.sampling import (
   best_sample_mpjve,
   calibration_coverage,
@@ -44,10 +53,12 @@ __all__ = [
   'AUC_THRESHOLDS_MM',
   'PCK_JOINTS_3DHP',
   'PCK_JOINTS_H36M',
+  'assign_clusters',
   'auc',
   'best_sample_mpjve',
   'calibration_coverage',
   'calibration_score',
+  'fit_pss_centers',
   'joint_best_pose',
   'joint_errors',
   'min_mpjpe',
@@ -57,10 +68,13 @@ __all__ = [
   'mpjpe_joint_best',
   'mpjve',
   'n_mpjpe',
+  'n_mpjpe_procrustes_scale',
+  'normalize_pose',
   'p_mpjpe',
   'p_mpjpe_best_of',
   'pck',
   'protocol_errors',
+  'pss',
   'reduce_joints',
   'reduce_protocols',
   'validate_poses',
