@@ -39,6 +39,10 @@ Estimators and their settings (this module's choices; OpenCV's where we follow i
     normalised correspondences with P1 = [I | 0], P2 = [R | t]; points count when their depth is
     positive and below `max_depth` (50 baselines, OpenCV's `distanceThresh`) in both cameras; the
     first hypothesis with the largest count wins (order: (R1, t), (R1, -t), (R2, t), (R2, -t)).
+  * `refine_relative_pose` (not in the paper or the repo): robust (Cauchy, 5 px) least squares of
+    the Sampson distance over (R, t), 5 degrees of freedom, with scipy; `pooled_relative_pose` uses
+    it by default. For detector keypoints (several px of noise) raise the RANSAC threshold to the
+    noise level: 3 px keeps too few inliers on MediaPipe output (experiments/pose2sim_geometry).
 
 Degenerate input (fewer than 8 correspondences, all points identical, points collinear in either
 view, a K that is not invertible) raises ValueError naming `where` (pass e.g. "pair (cam01, cam02),
@@ -62,6 +66,8 @@ RANSAC_CONFIDENCE = 0.99
 RANSAC_MAX_ITERATIONS = 2000
 LMEDS_ITERATIONS = 1000
 CHEIRALITY_MAX_DEPTH = 50.0
+REFINE_LOSS = 'cauchy'
+REFINE_SCALE_PX = 5.0
 
 
 def _ctx(where: str) -> str:
@@ -422,8 +428,9 @@ def fundamental_ransac(
       w = count / n
       if w >= 1.0:
         needed = it
-      elif w > 0:
-        needed = int(np.ceil(np.log(1 - confidence) / np.log(max(1 - w**8, 1e-300))))
+      else:
+        denom = np.log1p(-(w**8))  # 0 when w**8 underflows: keep the cap
+        needed = max_iterations if denom == 0 else int(np.ceil(np.log1p(-confidence) / denom))
   if best_inl is None or best_count < 8:
     raise ValueError(
       f'{_ctx(where)}RANSAC: fewer than 8 inliers at {threshold_px} px (best {best_count} of {n})'
@@ -549,6 +556,73 @@ def recover_pose(
   return rs[best], ts[best], masks[best]
 
 
+def _rodrigues(w):
+  theta = np.linalg.norm(w)
+  if theta < 1e-12:
+    return np.eye(3)
+  k = w / theta
+  kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+  return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
+
+
+def _skew(t):
+  return np.array([[0.0, -t[2], t[1]], [t[2], 0.0, -t[0]], [-t[1], t[0], 0.0]])
+
+
+def refine_relative_pose(
+  r: ArrayLike,
+  t: ArrayLike,
+  u1: ArrayLike,
+  u2: ArrayLike,
+  k1: ArrayLike,
+  k2: ArrayLike | None = None,
+  *,
+  loss: str = REFINE_LOSS,
+  scale_px: float = REFINE_SCALE_PX,
+  max_nfev: int = 200,
+) -> tuple[np.ndarray, np.ndarray]:
+  """Robust non-linear refinement of (R, t) on the Sampson distance (5 degrees of freedom).
+
+  Minimises sum rho(sqrt(Sampson error)) over all correspondences with F = K2^-T [t]_x R K1^-1,
+  R updated by an axis-angle increment and t kept on the unit sphere, with
+  `scipy.optimize.least_squares` (scipy is a dependency of jax) and a robust loss (default Cauchy
+  with a 5 px scale: detections with swapped left/right joints lie tens to hundreds of pixels off
+  their epipolar line and get almost no weight). Not part of the paper; use it after a RANSAC /
+  LMedS initialisation, e.g. for pooled static pairs.
+
+  Args:
+    r: (3, 3), t: (3,) initial relative pose (`X_cam2 = R X_cam1 + t`).
+    u1, u2: (N, 2) pixels.
+    k1, k2: (3, 3) intrinsics (k2 None = k1).
+    loss: a `least_squares` loss ('linear', 'huber', 'soft_l1', 'cauchy', 'arctan').
+    scale_px: the loss's soft inlier scale, pixels.
+    max_nfev: cap on function evaluations.
+
+  Returns:
+    (R (3, 3), t (3,) unit norm).
+  """
+  from scipy.optimize import least_squares
+
+  r0 = np.asarray(r, np.float64)
+  t0 = np.asarray(t, np.float64) / np.linalg.norm(t)
+  k1 = np.asarray(k1, np.float64)
+  k1i = np.linalg.inv(k1)
+  k2i = k1i if k2 is None else np.linalg.inv(np.asarray(k2, np.float64))
+  tangent = np.linalg.svd(t0[None])[2][1:]  # (2, 3) orthonormal basis of t0's tangent plane
+  u1, u2 = np.asarray(u1, np.float64), np.asarray(u2, np.float64)
+
+  def unpack(p):
+    tt = t0 + p[3:] @ tangent
+    return _rodrigues(p[:3]) @ r0, tt / np.linalg.norm(tt)
+
+  def residuals(p):
+    rr, tt = unpack(p)
+    return np.sqrt(sampson_errors(k2i.T @ _skew(tt) @ rr @ k1i, u1, u2))
+
+  res = least_squares(residuals, np.zeros(5), loss=loss, f_scale=scale_px, max_nfev=max_nfev)
+  return unpack(res.x)
+
+
 def relative_pose_from_extrinsics(
   r1: ArrayLike, t1: ArrayLike, r2: ArrayLike, t2: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -596,15 +670,19 @@ def estimate_fundamental(
   *,
   estimator: str = '8point',
   seed: int | np.random.Generator = 0,
+  threshold_px: float = RANSAC_THRESHOLD_PX,
   where: str = '',
 ) -> FundamentalEstimate:
-  """Dispatch to one of ESTIMATORS ('official' = int32 cast + LMedS, as the repo)."""
+  """Dispatch to one of ESTIMATORS ('official' = int32 cast + LMedS, as the repo).
+
+  `threshold_px` is RANSAC's inlier distance (ignored by the others).
+  """
   if estimator == '8point':
     f = fundamental_8point(u1, u2, where=where)
     n = np.asarray(u1).shape[0]
     return FundamentalEstimate(f, np.ones(n, bool), float(n), 1)
   if estimator == 'ransac':
-    return fundamental_ransac(u1, u2, seed=seed, where=where)
+    return fundamental_ransac(u1, u2, seed=seed, threshold_px=threshold_px, where=where)
   if estimator == 'lmeds':
     return fundamental_lmeds(u1, u2, seed=seed, where=where)
   if estimator == 'official':
@@ -620,6 +698,8 @@ def relative_pose(
   *,
   estimator: str = '8point',
   seed: int | np.random.Generator = 0,
+  threshold_px: float = RANSAC_THRESHOLD_PX,
+  refine: bool = False,
   where: str = '',
 ) -> RelativePose:
   """F -> E -> (R, t) from 2D correspondences of one camera pair.
@@ -629,20 +709,34 @@ def relative_pose(
     k1, k2: (3, 3) intrinsics (k2 None = k1, the repo's same-K form).
     estimator: one of ESTIMATORS.
     seed: for the robust estimators.
+    threshold_px: RANSAC inlier distance, pixels.
+    refine: follow with `refine_relative_pose` over all correspondences; F and E are then
+      recomputed from the refined pose and in_front re-checked.
     where: context for error messages.
 
   Returns:
     RelativePose.
   """
-  est = estimate_fundamental(u1, u2, estimator=estimator, seed=seed, where=where)
+  est = estimate_fundamental(
+    u1, u2, estimator=estimator, seed=seed, threshold_px=threshold_px, where=where
+  )
   e = essential_from_fundamental(est.F, k1, k2, where=where)
+  k1 = np.asarray(k1, np.float64)
+  k2 = k1 if k2 is None else np.asarray(k2, np.float64)
   u1, u2 = np.asarray(u1, np.float64), np.asarray(u2, np.float64)
   if estimator == 'official':  # the repo keeps the int32 inliers
     u1, u2 = u1.astype(np.int32).astype(np.float64), u2.astype(np.int32).astype(np.float64)
   r, t, front = recover_pose(e, u1[est.inliers], u2[est.inliers], k1, k2, where=where)
+  f = est.F
+  if refine:
+    r, t = refine_relative_pose(r, t, u1, u2, k1, k2)
+    e = _skew(t) @ r
+    f = _scale_f(np.linalg.inv(k2).T @ e @ np.linalg.inv(k1))
+    y1, y2 = _normalised(u1[est.inliers], k1), _normalised(u2[est.inliers], k2)
+    front = cheirality_counts(r[None], t[None], y1, y2)[1][0]
   in_front = np.zeros_like(est.inliers)
   in_front[est.inliers] = front
-  return RelativePose(r, t, est.F, e, est.inliers, in_front)
+  return RelativePose(r, t, f, e, est.inliers, in_front)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -765,6 +859,8 @@ def pooled_relative_pose(
   valid: ArrayLike | None = None,
   estimator: str = 'ransac',
   seed: int | np.random.Generator = 0,
+  threshold_px: float = RANSAC_THRESHOLD_PX,
+  refine: bool = True,
   pair: Sequence[str] | None = None,
 ) -> RelativePose:
   """One relative pose for a static camera pair from the correspondences of many frames.
@@ -779,6 +875,10 @@ def pooled_relative_pose(
     valid: optional (T, J) bool, correspondences to use (e.g. confident detections in both views).
     estimator: one of ESTIMATORS (default 'ransac': pooled 2D has outliers).
     seed: for the robust estimators.
+    threshold_px: RANSAC inlier distance; raise it to the detector's noise (the experiment
+      experiments/pose2sim_geometry uses 10 px for MediaPipe keypoints).
+    refine: robust Sampson refinement of (R, t) over all pooled correspondences (default on: it
+      also makes the result independent of the RANSAC seed in practice).
     pair: optional (name1, name2) for error messages.
 
   Returns:
@@ -799,7 +899,17 @@ def pooled_relative_pose(
   m = np.ones(u1.shape[:2], bool) if valid is None else np.asarray(valid, bool)
   m = m & np.isfinite(u1).all(-1) & np.isfinite(u2).all(-1)
   where = f'{where}, frames 0-{u1.shape[0] - 1} pooled ({int(m.sum())} correspondences)'
-  rel = relative_pose(u1[m], u2[m], k1, k2, estimator=estimator, seed=seed, where=where)
+  rel = relative_pose(
+    u1[m],
+    u2[m],
+    k1,
+    k2,
+    estimator=estimator,
+    seed=seed,
+    threshold_px=threshold_px,
+    refine=refine,
+    where=where,
+  )
   full_in, full_front = np.zeros(m.size, bool), np.zeros(m.size, bool)
   full_in[np.flatnonzero(m.ravel())] = rel.inliers
   full_front[np.flatnonzero(m.ravel())] = rel.in_front

@@ -178,3 +178,29 @@ def test_degenerate_correspondences_name_the_pair_and_frame():
     ep.essential_from_fundamental(np.eye(3), s['k'][0], np.zeros((3, 3)), where=where)
   with pytest.raises(ValueError, match='unknown estimator'):
     ep.relative_pose(s['u1'], s['u2'], s['k'][0], estimator='5point')
+
+
+def test_refinement_recovers_the_pose_despite_outliers():
+  s = scene(17)
+  rng = np.random.default_rng(17)
+  world = rng.normal(scale=0.6, size=(100, 3)) + [0.0, 0.0, 1.0]  # a person-sized cloud of points
+  kp = tri.project(world, s['p']) + rng.normal(scale=1.0, size=(2, 100, 2))
+  s['u1'], u2 = kp[0], kp[1].copy()
+  bad = np.arange(0, 100, 5)  # 20 % gross outliers
+  u2[bad] += rng.uniform(200, 400, (20, 2)) * rng.choice([-1, 1], (20, 2))
+  t_true = s['t_rel'] / np.linalg.norm(s['t_rel'])
+  r0 = ep._rodrigues(np.radians([3.0, -2.0, 2.0])) @ s['r_rel']
+  t0 = t_true + [0.05, -0.05, 0.02]
+  assert ep.rotation_angle_deg(r0, s['r_rel']) > 3.0
+  r, t = ep.refine_relative_pose(r0, t0, s['u1'], u2, s['k'][0], s['k'][1])
+  assert ep.rotation_angle_deg(r, s['r_rel']) < 0.3
+  assert np.degrees(np.arccos(np.clip(t @ t_true, -1, 1))) < 1.0
+  a = ep.relative_pose(s['u1'], u2, s['k'][0], s['k'][1], estimator='ransac', seed=0, refine=True)
+  b = ep.relative_pose(s['u1'], u2, s['k'][0], s['k'][1], estimator='ransac', seed=5, refine=True)
+  assert ep.rotation_angle_deg(a.R, b.R) < 1e-3  # the refinement forgets the RANSAC sample
+  x2 = np.concatenate([u2, np.ones((100, 1))], 1)
+  x1 = np.concatenate([s['u1'], np.ones((100, 1))], 1)
+  good = np.setdiff1d(np.arange(100), bad)
+  res = np.einsum('ni,ij,nj->n', x2[good], a.F, x1[good])
+  lines = np.einsum('ij,nj->ni', a.F, x1[good])
+  assert np.median(np.abs(res) / np.linalg.norm(lines[:, :2], axis=1)) < 2.0  # px, F from (R, t)
