@@ -14,6 +14,8 @@ triangulation with P1 = K1 [I | 0], P2 = K2 [R | t] -> 3D in camera-1 coordinate
 scale (|t| = 1) -> root-relative targets. The "with R/t" variant (`pseudo_label_pose_extrinsics`)
 triangulates with the known projection matrices instead, as the official (dead) `self_supervision`
 does with iterative-LS, and gives metric 3D.
+`pseudo_label_batch` runs the pipeline over a batch of samples (offline label generation), with
+one shared relative pose per static camera pair (`pooled_relative_pose`) or one per sample.
 
 Everything here is host-side numpy float64 (non-differentiable, randomised robust estimation; the
 authors also ran it offline). Pixels are undistorted image pixels; F maps view 1 to view 2:
@@ -920,3 +922,67 @@ def all_subsets(indices: ArrayLike, size: int = 7) -> np.ndarray:
   """Every `size`-subset of `indices`: (C(n, size), size) int (for exhaustive LMedS)."""
   idx = np.asarray(indices)
   return np.array(list(itertools.combinations(idx.tolist(), size)), dtype=np.int64)
+
+
+def pseudo_label_batch(
+  u1: ArrayLike,
+  u2: ArrayLike,
+  k1: ArrayLike,
+  k2: ArrayLike | None = None,
+  *,
+  relative: RelativePose | None = None,
+  estimator: str = '8point',
+  root: int = 0,
+  seed: int = 0,
+  names: Sequence[str] | None = None,
+  skip_degenerate: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+  """`pseudo_label_pose` over a batch of synchronised two-view samples (offline label generation).
+
+  With `relative` (one pose per static pair, e.g. `pooled_relative_pose`) every sample shares the
+  same |t| = 1 scale; without it each sample estimates its own F and gets its own arbitrary scale.
+
+  Args:
+    u1, u2: (B, J, 2) pixels in views 1 and 2 (e.g. the 2D teacher's joints).
+    k1, k2: (3, 3) intrinsics (k2 None = k1), or (B, 3, 3) per sample.
+    relative: shared relative pose of the pair, or None to estimate per sample.
+    estimator: F estimator for per-sample estimation (ESTIMATORS).
+    root: root joint index.
+    seed: base seed; sample i uses seed + i.
+    names: optional B sample names (sequence / frame) for error messages.
+    skip_degenerate: mark degenerate samples invalid (NaN poses) instead of raising.
+
+  Returns:
+    pose3d_rel (B, J, 3) float64 root-relative, camera-1 frame, arbitrary scale; valid (B,) bool.
+
+  Raises:
+    ValueError: a degenerate sample (naming it) unless skip_degenerate.
+  """
+  u1, u2 = np.asarray(u1, np.float64), np.asarray(u2, np.float64)
+  if u1.ndim != 3 or u1.shape != u2.shape or u1.shape[-1] != 2:
+    raise ValueError(f'u1, u2 must be matching (B, J, 2), got {u1.shape} and {u2.shape}')
+  b = u1.shape[0]
+  k1 = np.broadcast_to(np.asarray(k1, np.float64), (b, 3, 3))
+  k2 = k1 if k2 is None else np.broadcast_to(np.asarray(k2, np.float64), (b, 3, 3))
+  out = np.full(u1.shape[:2] + (3,), np.nan)
+  valid = np.zeros(b, bool)
+  for i in range(b):
+    where = f'sample {names[i]}' if names is not None else f'sample {i}'
+    try:
+      lab = pseudo_label_pose(
+        u1[i],
+        u2[i],
+        k1[i],
+        k2[i],
+        estimator=estimator,
+        root=root,
+        seed=seed + i,
+        relative=relative,
+        where=where,
+      )
+    except ValueError:
+      if not skip_degenerate:
+        raise
+      continue
+    out[i], valid[i] = lab.pose3d_rel, np.isfinite(lab.pose3d_rel).all()
+  return out, valid

@@ -204,3 +204,27 @@ def test_refinement_recovers_the_pose_despite_outliers():
   res = np.einsum('ni,ij,nj->n', x2[good], a.F, x1[good])
   lines = np.einsum('ij,nj->ni', a.F, x1[good])
   assert np.median(np.abs(res) / np.linalg.norm(lines[:, :2], axis=1)) < 2.0  # px, F from (R, t)
+
+
+def test_pseudo_label_batch_shared_and_per_sample():
+  rng = np.random.default_rng(18)
+  k, r, t, p = rig(rng, 2)
+  frames = np.stack([skeleton(rng, 17) for _ in range(4)])
+  kp = np.stack([tri.project(x, p) for x in frames])  # (B, V, J, 2)
+  r_rel, t_rel = ep.relative_pose_from_extrinsics(r[0], t[0], r[1], t[1])
+  x_cam1 = frames @ r[0].T + t[0]
+  gt = (x_cam1 - x_cam1[:, :1]) / np.linalg.norm(t_rel)  # the |t| = 1 scale
+  shared = ep.pooled_relative_pose(kp[:, 0], kp[:, 1], k[0], k[1])
+  pose, valid = ep.pseudo_label_batch(kp[:, 0], kp[:, 1], k[0], k[1], relative=shared)
+  assert valid.all()
+  np.testing.assert_allclose(pose, gt, atol=1e-6)
+  per, valid = ep.pseudo_label_batch(kp[:, 0], kp[:, 1], k[0], k[1])
+  np.testing.assert_allclose(per, gt, atol=1e-6)
+  bad = kp.copy()
+  bad[2, 0] = bad[2, 0, :1]  # all joints identical in view 1 of sample 2
+  with pytest.raises(ValueError, match='sample S9/walk#2: degenerate'):
+    ep.pseudo_label_batch(
+      bad[:, 0], bad[:, 1], k[0], k[1], names=[f'S9/walk#{i}' for i in range(4)]
+    )
+  pose, valid = ep.pseudo_label_batch(bad[:, 0], bad[:, 1], k[0], k[1], skip_degenerate=True)
+  assert valid.tolist() == [True, True, False, True] and np.isnan(pose[2]).all()
