@@ -16,9 +16,9 @@ import ml_collections as mlc
 import numpy as np
 from jax.experimental import multihost_utils
 
+from jaxpose import sharding
 from jaxpose.data import pipeline
 from jaxpose.eval import protocols
-from jaxpose.train import sharding
 
 _META_KEYS = ('frame_idx', 'seq_id', 'valid', 'owned')
 

@@ -94,10 +94,10 @@ def main(argv: list[str]) -> int:
 
 def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | None):
   """Evaluates the best (else latest) checkpoint of a workdir, or a given checkpoint."""
-  from jaxpose import methods
+  from jaxpose import methods, sharding
   from jaxpose.eval import evaluator
   from jaxpose.train import checkpoint as ckpt_lib
-  from jaxpose.train import loop, sharding, steps
+  from jaxpose.train import loop, steps
 
   src = checkpoint or workdir
   if not src:

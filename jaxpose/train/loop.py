@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 
-from jaxpose import methods, models
+from jaxpose import methods, models, sharding
 from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
-from jaxpose.train import checkpoint, optim, sharding, steps, writers
+from jaxpose.train import checkpoint, optim, steps, writers
 from jaxpose.train import state as state_lib
 
 

@@ -7,9 +7,10 @@ import optax
 import pytest
 
 from configs import common
+from jaxpose import sharding
 from jaxpose.methods import supervised
-from jaxpose.train import sharding, steps
 from jaxpose.train import state as state_lib
+from jaxpose.train import steps
 from tests.train._tiny import TinyLifter
 
 
