@@ -1,6 +1,6 @@
 """Drives an eval step over the evaluation tiling and turns per-frame errors into protocol numbers.
 
-Device side: `eval_step(variables, batch)` (jaxpose/train/steps.py) returns per-frame errors.
+Device side: `eval_step(variables, batch)` (jaxpose/eval/steps.py) returns per-frame errors.
 Host side (numpy): windows are put back into whole sequences by `frame_idx`, padded rows and
 frames are dropped by `valid`, every frame must be covered exactly once, and the frames are
 grouped by action for the H36M protocol (mean over frames within each action, then over actions).

@@ -95,9 +95,9 @@ def main(argv: list[str]) -> int:
 def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | None):
   """Evaluates the best (else latest) checkpoint of a workdir, or a given checkpoint."""
   from jaxpose import methods, sharding
-  from jaxpose.eval import evaluator
+  from jaxpose.eval import evaluator, steps
   from jaxpose.train import checkpoint as ckpt_lib
-  from jaxpose.train import loop, steps
+  from jaxpose.train import loop
 
   src = checkpoint or workdir
   if not src:

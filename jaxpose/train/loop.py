@@ -21,6 +21,7 @@ import numpy as np
 from jaxpose import methods, models, sharding
 from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
+from jaxpose.eval import steps as eval_steps
 from jaxpose.train import checkpoint, optim, steps, writers
 from jaxpose.train import state as state_lib
 
@@ -61,7 +62,7 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   else:
     state = init_state(config, model, tx, mesh, method)
   train_step = steps.make_train_step(model, method, tx, config)
-  eval_step = steps.make_eval_step(model, method, config)
+  eval_step = eval_steps.make_eval_step(model, method, config)
   writer = writers.MultiWriter(workdir)
   cfg_dict = config.to_dict()
   start = int(state.step)
