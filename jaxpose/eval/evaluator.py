@@ -21,9 +21,16 @@ from jaxpose.data import pipeline
 from jaxpose.eval import protocols
 
 _META_KEYS = ('frame_idx', 'seq_id', 'valid', 'owned')
+_EXAMPLE_KEYS = ('kp2d_norm', 'pose3d_cam')  # host-side batch entries of the returned example
 
 
 def _to_host(tree: dict[str, Any]) -> dict[str, np.ndarray]:
+  """Global device arrays and this host's batch rows -> numpy arrays of every host's rows.
+
+  With one process this is np.asarray. With several, device outputs span hosts (np.asarray on them
+  raises) and host batches hold only this process's rows: `process_allgather(tiled=True)` gives
+  each the global batch axis, in process order, on every host.
+  """
   if jax.process_count() > 1:
     tree = multihost_utils.process_allgather(tree, tiled=True)
   return {k: np.asarray(v) for k, v in tree.items()}
@@ -68,13 +75,17 @@ def evaluate(
     if not errs:
       names = [k for k, v in out.items() if k != 'pred' and v.shape == batch['valid'].shape]
       errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
-    host = _to_host({**{k: out[k] for k in errs}, **{k: batch[k] for k in _META_KEYS}})
+    # Everything goes through _to_host: with several processes `out` spans hosts and np.asarray
+    # on it raises; the example batch is gathered with the rest.
+    extra = {} if example is not None else {'pred': out['pred']}
+    meta = _META_KEYS if example is not None else (*_META_KEYS, *_EXAMPLE_KEYS)
+    host = _to_host({**{k: out[k] for k in errs}, **extra, **{k: batch[k] for k in meta}})
     if example is None:
       example = {
-        'kp2d_norm': np.asarray(batch['kp2d_norm']),
-        'pred': np.asarray(out['pred']),
-        'gt': np.asarray(batch['pose3d_cam']),
-        'valid': np.asarray(batch['valid']),
+        'kp2d_norm': host['kp2d_norm'],
+        'pred': host['pred'],
+        'gt': host['pose3d_cam'],
+        'valid': host['valid'],
       }
     _scatter(errs, covered, host)
   per_seq = _check_coverage(errs, covered, table, complete=not max_batches)
