@@ -57,6 +57,7 @@ from jaxpose import losses
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs
 from jaxpose.methods.supervised import masked_mean
+from jaxpose.models.layers.diffusion import alphas_cumprod, beta_schedule
 
 DEFAULTS = {
   'num_timesteps': 51,  # T_d
@@ -83,26 +84,6 @@ def settings(config: mlc.ConfigDict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- schedule
-
-
-def betas(
-  kind: str = 'linear', start: float = 1e-4, end: float = 1e-3, num: int = 51
-) -> np.ndarray:
-  """Official `get_beta_schedule` (float64) cast to float32: (num,)."""
-  if kind == 'linear':
-    b = np.linspace(start, end, num, dtype=np.float64)
-  elif kind == 'quad':
-    b = np.linspace(start**0.5, end**0.5, num, dtype=np.float64) ** 2
-  elif kind == 'const':
-    b = end * np.ones(num, np.float64)
-  else:
-    raise ValueError(f"beta_schedule must be 'linear', 'quad' or 'const', got {kind!r}")
-  return b.astype(np.float32)
-
-
-def alphas_cumprod(b: np.ndarray) -> np.ndarray:
-  """abar_t = prod_{s <= t} (1 - beta_s), a float32 running product (as torch cumprod): (T_d,)."""
-  return np.cumprod(np.float32(1) - np.asarray(b, np.float32), dtype=np.float32)
 
 
 def skip_grid(num_test_timesteps: int, steps: int, kind: str = 'uniform') -> tuple[int, ...]:
@@ -195,7 +176,7 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   optional kp2d_gmm (B, T, J, K, 5) with means in normalised screen coordinates
   (`jaxpose.data.gmm.normalise` of the builder's pixel means)."""
   d = settings(config)
-  b = betas(d['beta_schedule'], d['beta_start'], d['beta_end'], int(d['num_timesteps']))
+  b = beta_schedule(d['beta_schedule'], d['beta_start'], d['beta_end'], int(d['num_timesteps']))
   k_gmm, k_t, k_eps, k_drop, k_pose = jax.random.split(rng, 5)
   root = skel.get(config.data.skeleton).root
   gt = batch['pose3d_cam']
@@ -321,7 +302,7 @@ def sample(
     (K, S, B, T, J, C)}.
   """
   sk = skel.get(skeleton)
-  cm = ddim_coefficients(seq, betas(*schedule), eta)
+  cm = ddim_coefficients(seq, beta_schedule(*schedule), eta)
   cm = {k: jnp.asarray(v) for k, v in cm.items()}
   c2 = model.in_channels
   uv = kp2d[..., :c2]
@@ -333,7 +314,7 @@ def sample(
     init = centre_root(init, sk.root, official=official_root_centring)
   x = jnp.broadcast_to(jnp.concatenate([uv, init], -1), (num_samples, *uv.shape[:-1], c2 + 3))
   if start_noise is not None:
-    a = alphas_cumprod(betas(*schedule))[test_num_timesteps]
+    a = alphas_cumprod(beta_schedule(*schedule))[test_num_timesteps]
     x = x * np.float32(np.sqrt(a)) + start_noise * np.float32(np.sqrt(1 - a))
   k = len(seq)
   if noise is None:

@@ -56,9 +56,10 @@ import ml_collections as mlc
 import numpy as np
 
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import _kwargs, d3dp
+from jaxpose.methods import _kwargs
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import sampling
+from jaxpose.models.layers.diffusion import cosine_schedule
 
 DEFAULTS = {
   'num_timesteps': 50,
@@ -90,7 +91,7 @@ def spaced_schedule(num_timesteps: int = 50, num_steps: int = 20) -> dict[str, n
   """The respaced process: `timestep_map` (K,) int, `alphas_cumprod` (K,) float64 (the cumprod
   of the spaced betas, as SpacedDiffusion) and `alphas_cumprod_prev`."""
   # The cosine betas (clipped at 0.999) are D3DP's; guided-diffusion's betas_for_alpha_bar agrees.
-  ac = np.cumprod(1.0 - d3dp.cosine_schedule(num_timesteps)['betas'])
+  ac = np.cumprod(1.0 - cosine_schedule(num_timesteps)['betas'])
   keep = np.linspace(0, num_timesteps - 1, num_steps).astype(int)
   last, new_betas = 1.0, []
   for i in keep:

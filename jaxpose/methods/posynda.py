@@ -69,6 +69,7 @@ from jaxpose.methods import _kwargs, d3dp, lora
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics.pose import safe_norm
 from jaxpose.models import d3dp as d3dp_model
+from jaxpose.models.layers.diffusion import sinusoid_table
 
 ROOT_3DHP = 14
 # Published refiner: TransformerModel(ntoken 3, ninp 512, nhead 8, nhid 512, nlayers 8), dropout 0.5.
@@ -99,16 +100,6 @@ DEFAULTS = {
   'source': None,  # the source-domain data block (configs/common.py dataset(...))
   'seed': 0,  # evaluation noise
 }
-
-
-def sinusoidal_table(length: int, dim: int) -> np.ndarray:
-  """(length, dim) float32 sin/cos table: even channels sin(p w_i), odd cos(p w_i), w_i = 1e4^(-2i/dim)."""
-  pos = np.arange(length, dtype=np.float64)[:, None]
-  w = np.exp(np.arange(0, dim, 2, dtype=np.float64) * (-math.log(10000.0) / dim))
-  table = np.zeros((length, dim), np.float64)
-  table[:, 0::2] = np.sin(pos * w)
-  table[:, 1::2] = np.cos(pos * w)
-  return table.astype(np.float32)
 
 
 def _uniform(scale):
@@ -166,7 +157,9 @@ class Refiner(nn.Module):
     """poses: (N, J, 3) -> (N, J, 3); N is the flattened batch, in (b, k, h, t) order."""
     n, j, _ = poses.shape
     pe = self.variable(
-      'buffers', 'pe', lambda: jnp.asarray(sinusoidal_table(self.max_len, self.dim))
+      'buffers',
+      'pe',
+      lambda: jnp.asarray(sinusoid_table(self.max_len, self.dim, compute_dtype=np.float64)),
     ).value
     h = nn.Dense(self.dim, kernel_init=_uniform(0.1), name='encoder')(poses) * math.sqrt(self.dim)
     if self.official_batch_position_encoding:
@@ -670,7 +663,11 @@ def make_model(config) -> Networks:
 
 
 def _buffers(model: Networks) -> dict[str, Any]:
-  return {'buffers': {'pe': jnp.asarray(sinusoidal_table(model.pe_len, model.refiner.dim))}}
+  return {
+    'buffers': {
+      'pe': jnp.asarray(sinusoid_table(model.pe_len, model.refiner.dim, compute_dtype=np.float64))
+    }
+  }
 
 
 def init_variables(config, model: Networks) -> dict[str, Any]:

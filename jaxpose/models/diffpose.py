@@ -56,6 +56,7 @@ import numpy as np
 
 from jaxpose.convert.torch_utils import convert_state_dict
 from jaxpose.models import mixste
+from jaxpose.models.layers.diffusion import timestep_embedding
 from jaxpose.models.layers.linear import Linear
 
 # H36M-17 bones (parent, child), the official `edges`.
@@ -273,15 +274,6 @@ class GraAttenLayer(nn.Module):
 
 
 # ------------------------------------------------------------------------- GCNdiff / GCNpose
-
-
-def timestep_embedding(t: jax.Array, dim: int) -> jax.Array:
-  """DDPM sinusoidal embedding of float timesteps: (N,) -> (N, dim), [sin | cos]."""
-  half = dim // 2
-  freq = jnp.exp(jnp.arange(half, dtype=jnp.float32) * -(math.log(10000) / (half - 1)))
-  arg = jnp.asarray(t, jnp.float32)[:, None] * freq[None, :]
-  emb = jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=1)
-  return jnp.pad(emb, ((0, 0), (0, dim % 2)))
 
 
 class _TimeMLP(nn.Module):

@@ -35,7 +35,6 @@ Deviations from the official code:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +45,7 @@ import numpy as np
 
 from jaxpose.convert.torch_utils import convert_state_dict
 from jaxpose.models.layers.attention import Attention
+from jaxpose.models.layers.diffusion import sinusoid_table
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.mlp import gelu
 from jaxpose.models.layers.norms import LayerNorm
@@ -74,16 +74,6 @@ PAPER = {
     'reported_params': 'not reported; measured on the official class',
   },
 }
-
-
-def sinusoid_table(max_len: int, dim: int) -> np.ndarray:
-  """PositionalEncoding: pe[p, 2i] = sin(p w_i), pe[p, 2i+1] = cos(p w_i): (max_len, dim) f32."""
-  pos = np.arange(max_len, dtype=np.float32)[:, None]
-  div = np.exp(np.arange(0, dim, 2, dtype=np.float32) * np.float32(-math.log(10000.0) / dim))
-  pe = np.zeros((max_len, dim), np.float32)
-  pe[:, 0::2] = np.sin(pos * div)
-  pe[:, 1::2] = np.cos(pos * div)
-  return pe
 
 
 class EncoderLayer(nn.Module):
