@@ -25,15 +25,15 @@ NET = dict(
 
 
 def test_sample_masks_counts_and_sharing():
-  m = method.sample_masks(
+  m = mpm.sample_masks(
     jax.random.key(0), num_frames=T, num_joints=J, spatial_mask_num=3, num_masked=4
   )
-  assert set(m) == set(method.MASK_KEYS)
+  assert set(m) == set(mpm.MASK_KEYS)
   assert m['spatial_mask_2d'].shape == (T, J) and m['temporal_mask_3d'].shape == (T,)
   np.testing.assert_array_equal(m['spatial_mask_2d'].sum(-1), 3)
   assert int(m['temporal_mask_2d'].sum()) == 4
   assert not np.array_equal(m['spatial_mask_2d'], m['spatial_mask_3d'])  # independent draws
-  per = method.sample_masks(
+  per = mpm.sample_masks(
     jax.random.key(1), num_frames=T, num_joints=J, spatial_mask_num=3, num_masked=4, batch_size=5
   )
   assert per['spatial_mask_3d'].shape == (5, T, J) and per['temporal_mask_2d'].shape == (5, T)
@@ -43,12 +43,12 @@ def test_sample_masks_counts_and_sharing():
 
 @pytest.fixture(scope='module')
 def net():
-  model = method.PretrainNet(**NET)
+  model = mpm.PretrainNet(**NET)
   k = jax.random.split(jax.random.key(0), 4)
   x2d = jax.random.uniform(k[0], (2, T, J, 2), minval=-1, maxval=1)
   x3d = jax.random.normal(k[1], (2, T, J, 3)).at[:, :, 0].set(0.0) * 0.3
   variables = _variables(model, x2d, train=False)  # every weight and statistic random
-  masks = method.sample_masks(k[3], num_frames=T, num_joints=J, spatial_mask_num=2, num_masked=4)
+  masks = mpm.sample_masks(k[3], num_frames=T, num_joints=J, spatial_mask_num=2, num_masked=4)
 
   @jax.jit
   def evaluate(x2d, x3d, masks):
@@ -230,7 +230,7 @@ def test_make_model_and_predict_follow_the_stage():
     }
   )
   net = method.make_model(cfg)
-  assert isinstance(net, method.PretrainNet)
+  assert isinstance(net, mpm.PretrainNet)
   assert (net.num_frames, net.layers, net.channel, net.spatial_mask_num) == (27, 3, 16, 5)
   assert net.num_masked_frames == 16  # int(27 * 0.6)
   x = jnp.zeros((1, 27, J, 3))  # a confidence channel is dropped
