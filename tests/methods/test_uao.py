@@ -166,7 +166,7 @@ def test_predict_batch_runs_the_tto_from_the_batch(gumlp):
 @pytest.fixture(scope='module')
 def wrapped_mag():
   lifter = models.build('motionagformer', 'xs', **motionagformer.TEST_OVERRIDES)
-  model = m.WithUncertainty(lifter, hidden=8, rep_layer='head')
+  model = uao.WithUncertainty(lifter, hidden=8, rep_layer='head')
   x = models.example_input(model, batch=2)
   variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.key(0))
   return lifter, model, variables
@@ -184,7 +184,7 @@ def test_wrapper_keeps_the_lifter_and_adds_log_scale(wrapped_mag):
   # The head reads the representation (the input of the lifter's `head` layer).
   assert variables['params']['uncertainty_fc1']['kernel'].shape[0] == lifter.dim_rep
   with pytest.raises(ValueError, match='rep_layer'):
-    m.WithUncertainty(lifter, rep_layer='nope').apply(variables, x, train=False)
+    uao.WithUncertainty(lifter, rep_layer='nope').apply(variables, x, train=False)
 
 
 def test_tto_on_motionagformer(wrapped_mag):
@@ -202,7 +202,7 @@ def test_tto_on_a_receptive_field_lifter_uses_the_centre_frame():
   """VideoPose3D (RF 9 -> 1 frame) with the output-based head: only the centre frame's 2D is
   the projection target, but every input frame may move (they all feed the prediction)."""
   lifter = models.build('videopose3d', 'xs', filter_widths=(3, 3), channels=16)
-  model = m.WithUncertainty(lifter, hidden=8)
+  model = uao.WithUncertainty(lifter, hidden=8)
   kp2d, cam, root, _ = _scene(2, t=9, seed=4)
   variables = jax.jit(lambda k: model.init(k, kp2d, train=False))(jax.random.key(0))
   assert variables['params']['uncertainty_fc1']['kernel'].shape[0] == 3 + 2  # pose + centre 2D
