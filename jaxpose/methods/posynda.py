@@ -8,7 +8,7 @@ shared/research/posynda.md; no official code is copied.
 
 Pieces:
 - the frozen D3DP denoiser (`jaxpose.models.d3dp`) with LoRA adapters on every attention `qkv` /
-  `proj` (`jaxpose.methods.lora`, merged into the params before `apply`);
+  `proj` (`jaxpose.models.layers.lora`, merged into the params before `apply`);
 - `Refiner`: a small post-norm transformer over the 17 joints of each hypothesis (causal joint
   mask), applied to every sampled pose;
 - `sample_poses`: D3DP's one-jit DDIM sampler (differentiable: gradients reach the adapters), x1000
@@ -65,10 +65,11 @@ from flax import linen as nn
 from jaxpose.convert.torch_utils import flax_module_path
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import _kwargs, d3dp, lora
+from jaxpose.methods import _kwargs, d3dp
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics.pose import safe_norm
 from jaxpose.models import d3dp as d3dp_model
+from jaxpose.models.layers import lora
 from jaxpose.models.layers.diffusion import sinusoid_table
 
 ROOT_3DHP = 14

@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxpose.methods import lora, posynda
+from jaxpose.methods import posynda
 from jaxpose.models import d3dp as d3dp_model
+from jaxpose.models.layers import lora
 from tests.parity._fixtures import Fixture, fixture_files
 
 torch = pytest.importorskip('torch')

@@ -9,7 +9,8 @@ import optax
 import pytest
 
 from jaxpose.geometry import camera
-from jaxpose.methods import lora, posynda
+from jaxpose.methods import posynda
+from jaxpose.models.layers import lora
 
 T = 5
 CAM = jnp.asarray([1500.0, 1500.0, 1024.0, 1024.0, 0, 0, 0, 0, 0], jnp.float32)

@@ -6,7 +6,8 @@ losses). Tolerances are DESIGN.md's (max abs 1e-4, rel L2 1e-5)."""
 import numpy as np
 import pytest
 
-from jaxpose.methods import lora, posynda
+from jaxpose.methods import posynda
+from jaxpose.models.layers import lora
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
 FIXTURES = fixture_files('posynda')
