@@ -10,6 +10,7 @@ import pytest
 
 from jaxpose.geometry import camera
 from jaxpose.methods import posynda
+from jaxpose.models import _posynda
 from jaxpose.models.layers import lora
 
 T = 5
@@ -17,8 +18,8 @@ CAM = jnp.asarray([1500.0, 1500.0, 1024.0, 1024.0, 0, 0, 0, 0, 0], jnp.float32)
 
 
 def test_full_size_parameter_counts():
-  _, _, v = posynda.build(abstract=True)
-  n = posynda.param_counts(v)
+  _, _, v = _posynda.build(abstract=True)
+  n = _posynda.param_counts(v)
   assert n['denoiser'] == 34_835_459
   assert n['lora'] == 196_608
   assert n['refiner'] == 12_627_459
@@ -27,7 +28,7 @@ def test_full_size_parameter_counts():
 
 @pytest.fixture(scope='module')
 def tiny_refiner():
-  ref = posynda.Refiner(dim=8, num_heads=2, hidden=16, depth=2, dropout=0.5, max_len=64)
+  ref = _posynda.Refiner(dim=8, num_heads=2, hidden=16, depth=2, dropout=0.5, max_len=64)
   v = ref.init(jax.random.key(0), jnp.zeros((1, 17, 3)), train=False)
   return ref, v
 
@@ -79,7 +80,7 @@ def test_ema_update():
   'use_teacher', [False, pytest.param(True, marks=pytest.mark.slow)], ids=['official', 'teacher']
 )
 def test_adaptation_step_trains_only_lora_and_refiner(use_teacher):
-  den, ref, v = posynda.build(
+  den, ref, v = _posynda.build(
     num_frames=T,
     dim=16,
     depth=1,

@@ -13,6 +13,7 @@ import pytest
 
 from jaxpose.geometry import camera
 from jaxpose.methods import posynda
+from jaxpose.models import _posynda
 from jaxpose.train import checkpoint, loop
 
 pytestmark = pytest.mark.xdist_group('posynda_engine')
@@ -137,7 +138,7 @@ def test_denoiser_skeleton_converts_in_and_out():
   from jaxpose.methods import d3dp
 
   t = 5
-  den, ref, v = posynda.build(
+  den, ref, v = _posynda.build(
     num_frames=t,
     dim=16,
     depth=1,
