@@ -61,7 +61,6 @@ def dataset(name: str, **kw: Any) -> mlc.ConfigDict:
 def get_base_config() -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.seed = 0
-  c.trainer = 'train.loop'  # module under jaxpose exposing run(config, workdir)
   c.data = data_block()
   c.model = mlc.ConfigDict(dict(name='motionagformer', variant='xs', dtype='float32'))
   c.model.kwargs = mlc.ConfigDict()  # open: checked against the Model's fields at build time

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from types import ModuleType
 
 import jax
 import ml_collections as mlc
 
 from jaxpose import metrics
 from jaxpose.geometry import skeleton as skel
+from jaxpose.methods.base import Method
 
 
-def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callable:
+def make_eval_step(model, method: Method, config: mlc.ConfigDict) -> Callable:
   """eval_step(variables, batch) -> {'pred': (B,T,J,3), 'mpjpe_mm': (B,T), 'p_mpjpe_mm': (B,T)}
   (plus 'pck150' and 'auc' (B,T) in percent for the 3DHP protocol).
 
@@ -29,10 +29,8 @@ def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callabl
   per_frame = lambda f: jax.vmap(jax.vmap(f))  # (J, 3) metric -> (B, T)
 
   def eval_step(variables, batch):
-    if hasattr(method, 'predict_batch'):  # needs more than the 2D (e.g. UAO: camera and root)
-      pred = method.predict_batch(model, variables, batch, config)
-    else:
-      pred = method.predict(model, variables, batch['kp2d_norm'], config)
+    # predict on kp2d_norm, or a method's own use of the batch (UAO: camera and root)
+    pred = method.predict_batch(model, variables, batch, config)
     gt, scale = batch['pose3d_cam'], batch['scale_2_5d']
     if pred.shape[1] != gt.shape[1]:  # seq2frame: the centre frame of the window
       c = gt.shape[1] // 2
@@ -45,8 +43,7 @@ def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callabl
       'mpjpe_mm': per_frame(metrics.mpjpe)(pred_mm, gt_mm),
       'p_mpjpe_mm': per_frame(metrics.p_mpjpe)(pred_mm, gt_mm),
     }
-    if hasattr(method, 'eval_metrics'):  # extra per-frame (B, T_out) metrics of a method
-      out.update(method.eval_metrics(model, variables, batch, config))
+    out.update(method.eval_metrics(model, variables, batch, config))  # extra (B, T_out) metrics
     if config.eval.protocol == 'mpi_inf_3dhp':
       out['pck150'] = per_frame(partial(metrics.pck, joints=pck_joints))(pred_mm, gt_mm)
       out['auc'] = per_frame(partial(metrics.auc, joints=pck_joints))(pred_mm, gt_mm)

@@ -58,6 +58,7 @@ from jaxpose import losses
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import multihyp_protocols
 from jaxpose.models.layers.diffusion import cosine_schedule
@@ -372,11 +373,13 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
-  """kp2d (B, T, J, C2) -> pose3d (B, T, J, 3): P-Agg (mean of the H hypotheses) of the last
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
+  """kp2d_norm (B, T, J, C2) -> pose3d (B, T, J, 3): P-Agg (mean of the H hypotheses) of the last
   step, root joint 0. Noise from `method.kwargs.seed`, so repeated evaluations agree."""
   key = jax.random.key(int(settings(config)['seed']))
-  hyps = _sample_from_config(model, variables, kp2d, key, config)
+  hyps = _sample_from_config(model, variables, kp2d_norm, key, config)
   return zero_root(hyps[:, -1].mean(axis=1), skel.get(config.data.skeleton).root)
 
 
@@ -429,3 +432,6 @@ def evaluate(
     hyps * mm[:, None, None, :, None, None], gt_mm, agg['index']
   )
   return {'hyps': hyps, 'jpma_index': agg['index'], 'J_Agg_pose': agg['pose'], **errs}
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, eval_metrics=eval_metrics)

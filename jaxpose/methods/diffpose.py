@@ -56,6 +56,7 @@ import numpy as np
 from jaxpose import losses
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.models.layers.diffusion import alphas_cumprod, beta_schedule
 
@@ -389,11 +390,13 @@ def sample_from_config(model, variables, kp2d, key, config: mlc.ConfigDict, **kw
   )
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
-  """kp2d (B, T, J, C) -> pose3d (B, T, J, 3): the mean of the S chains (the official output).
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
+  """kp2d_norm (B, T, J, C) -> pose3d (B, T, J, 3): the mean of the S chains (the official output).
   Noise from `method.kwargs.seed`, so repeated evaluations agree."""
   key = jax.random.key(int(settings(config)['seed']))
-  return sample_from_config(model, variables, kp2d, key, config)['pose']
+  return sample_from_config(model, variables, kp2d_norm, key, config)['pose']
 
 
 def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, jax.Array]:
@@ -416,3 +419,6 @@ def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, j
     'best_of_s_mpjpe_mm': multihyp.mpjpe_best_of(hyps, gt),
     'best_of_s_p_mpjpe_mm': multihyp.p_mpjpe_best_of(hyps, gt),
   }
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, eval_metrics=eval_metrics)

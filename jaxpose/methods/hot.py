@@ -25,6 +25,7 @@ import ml_collections as mlc
 
 from jaxpose import losses
 from jaxpose.geometry import skeleton as skel
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.models.layers.token_pruning import RNG_STREAM, gather_frames
 
@@ -86,22 +87,27 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
-  """kp2d (B, T, J, C) -> pose3d: (B, T, J, 3) for HoT, (B, 1, J, 3) (the centre frame) for TPC.
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
+  """kp2d_norm (B, T, J, C) -> pose3d: (B, T, J, 3) for HoT, (B, 1, J, 3) (the centre frame) for TPC.
 
   The flip test (config.eval.flip_test) averages with the un-flipped prediction of the flipped
   input. HoT models select tokens again for the flipped input (the official `main_mixste.py`);
   TPC models reuse the plain pass's kept frames (`main_mixste_tpc.py`).
   """
-  t = kp2d.shape[1]
-  pred, index = model.apply(variables, kp2d, train=False, return_index=True)
+  t = kp2d_norm.shape[1]
+  pred, index = model.apply(variables, kp2d_norm, train=False, return_index=True)
   seq2frame = pred.shape[1] != t
   if config.eval.flip_test:
     sk = config.data.skeleton
     reuse = {'index': index} if seq2frame else {}
-    pred_f = model.apply(variables, skel.flip_pose(kp2d, sk), train=False, **reuse)
+    pred_f = model.apply(variables, skel.flip_pose(kp2d_norm, sk), train=False, **reuse)
     pred = 0.5 * (pred + skel.flip_pose(pred_f, sk))
   if seq2frame:  # the slot holding the centre frame (always kept by TPC)
     slot = jnp.argmax(index == (t - 1) // 2, axis=1)
     pred = jnp.take_along_axis(pred, slot[:, None, None, None], axis=1)
   return pred
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict)

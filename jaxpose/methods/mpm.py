@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose.methods.base import Method
 from jaxpose.models import mpm as lifter
 from jaxpose.models.mpm import MASK_KEYS, PretrainNet, from_lifter
 
@@ -162,15 +163,17 @@ def pretrain_loss_fn(model: PretrainNet, params, model_state, batch, rng, config
   return loss, (scalars, new_state)
 
 
-def predict(model: nn.Module, variables, kp2d: jax.Array, config) -> jax.Array:
+def predict(model: nn.Module, variables, kp2d_norm: jax.Array, config) -> jax.Array:
   """A `PretrainNet`: the unmasked 2D -> 3D lift of every frame (B, T, J, 3), to monitor
   pre-training. The lifter: the centre frame (B, 1, J, 3), flip-averaged when
   `config.eval.flip_test` (as `supervised.predict`)."""
   if not isinstance(model, PretrainNet):
     from jaxpose.methods import supervised
 
-    return supervised.predict(model, variables, kp2d[..., : model.in_channels], config)
-  out = model.apply(variables, kp2d, train=False, lift=True, num_masked=0, masks=_no_masks(model))
+    return supervised.predict(model, variables, kp2d_norm[..., : model.in_channels], config)
+  out = model.apply(
+    variables, kp2d_norm, train=False, lift=True, num_masked=0, masks=_no_masks(model)
+  )
   return out['out3d_lift']
 
 
@@ -312,3 +315,6 @@ def finetune_loss_fn(model: lifter.Model, params, model_state, batch, rng, confi
     {'loss': loss, **{f'loss/{k}': _masked_mean(v, w) for k, v in parts.items()}},
     new_state,
   )
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, make_model=make_model, adapt_init=adapt_init)

@@ -57,6 +57,7 @@ import numpy as np
 
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import sampling
 from jaxpose.models.layers.diffusion import cosine_schedule
@@ -563,7 +564,9 @@ def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, j
   return res
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
   """The engine's deterministic output from 2D alone: guided samples under a nominal monocular
   camera (`monocular_observation`: focal `nominal_focal`, root at `nominal_depth` metres), then
   the per-coordinate lower median over the N samples, root-relative (B, T, J, 3).
@@ -572,7 +575,10 @@ def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.Confi
   trained in the camera frame (the engine recipe). The paper's protocol (cameras, GT root,
   minMPJPE, calibration) is `sample` + `official_observation` + `jaxpose.metrics.sampling`."""
   d = settings(config)
-  obs = monocular_observation(kp2d, float(d['nominal_focal']), float(d['nominal_depth']))
+  obs = monocular_observation(kp2d_norm, float(d['nominal_focal']), float(d['nominal_depth']))
   out = sample(model, variables, obs, jax.random.key(int(d['seed'])), **_sample_kwargs(d))
   med = sampling.lower_median(out['samples'], axis=1)
   return med - med[..., :1, :]
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, eval_metrics=eval_metrics)

@@ -60,10 +60,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose import models
 from jaxpose.data import paired
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs, d3dp
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics.pose import safe_norm
 from jaxpose.models._posynda import REFINER, Refiner
@@ -438,10 +440,8 @@ def settings(config) -> dict[str, Any]:
 
 def make_model(config) -> Networks:
   """The denoiser (the configured `model`, a D3DP around any lifter) and the refiner."""
-  from jaxpose.train import loop
-
   d = settings(config)
-  den = d3dp._hashable(loop.build_model(config))
+  den = d3dp._hashable(models.build_from_config(config))
   official = bool(d['official_batch_position_encoding'])
   if official:  # pe[n] for pose n of the flattened (b, k, h, t) batch
     b = max(int(config.data.batch_size), int(config.data.eval_batch_size))
@@ -472,18 +472,16 @@ def _buffers(model: Networks) -> dict[str, Any]:
   }
 
 
-def init_variables(config, model: Networks) -> dict[str, Any]:
-  """Frozen denoiser (from `init_from`: an official D3DP checkpoint with format 'torch', or a
-  jaxpose D3DP workdir with 'orbax'; a fresh initialisation otherwise, for smoke runs), LoRA
+def init_variables(config, model: Networks, loaded: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Frozen denoiser (`loaded`: the `init_from` variables the trainer read, an official D3DP
+  checkpoint with format 'torch' or a jaxpose D3DP workdir with 'orbax'; a fresh initialisation
+  when None, for smoke runs), LoRA
   adapters (B = 0, so adaptation starts from the denoiser's own output), a fresh refiner and, with
   `teacher`, an EMA teacher equal to the student."""
-  from jaxpose.train import loop
-
   d = settings(config)
   k_den, k_lora, k_ref = jax.random.split(jax.random.PRNGKey(int(config.seed)), 3)
   x = jnp.zeros((1, config.data.frames, config.data.num_joints, model.denoiser.in_channels))
-  if config.init_from.path:
-    loaded = loop.load_init(config)
+  if loaded is not None:
     den_vars = {
       'params': loaded['params'],
       **{k: v for k, v in loaded.items() if k not in ('params', 'denoiser', 'teacher')},
@@ -569,8 +567,8 @@ def loss_fn(model: Networks, params, model_state, batch, rng, config):
   return loss, (scalars, new_state)
 
 
-def predict(model: Networks, variables, kp2d, config):
-  """kp2d (B, T, J, C2) -> (B, T, J, 3) metres, root joint 0: the mean of `eval_hypotheses`
+def predict(model: Networks, variables, kp2d_norm, config):
+  """kp2d_norm (B, T, J, C2) -> (B, T, J, 3) metres, root joint 0: the mean of `eval_hypotheses`
   refined hypotheses after `eval_steps` DDIM steps (official evaluation: H = K = 1)."""
   d = settings(config)
   p = variables['params']
@@ -581,7 +579,7 @@ def predict(model: Networks, variables, kp2d, config):
     dv,
     model.refiner,
     rv,
-    kp2d[..., :2],
+    kp2d_norm[..., :2],
     key=jax.random.key(int(d['seed'])),
     num_hypotheses=int(d['eval_hypotheses']),
     num_steps=int(d['eval_steps']),
@@ -619,3 +617,12 @@ def train_iterator(config, *, seed: int, process_index: int = 0, process_count: 
     process_index=process_index,
     process_count=process_count,
   )
+
+
+METHOD = Method(
+  loss_fn=loss_fn,
+  predict=predict,
+  make_model=make_model,
+  init_variables=init_variables,
+  train_iterator=train_iterator,
+)

@@ -52,6 +52,7 @@ from jaxpose import losses
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import supervised
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.models.uao import center_frames
 
@@ -319,9 +320,11 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
   """Plain inference (no TTO): mu, flip-averaged when config.eval.flip_test, root joint 0."""
-  pred = supervised.predict(model, variables, kp2d, config)
+  pred = supervised.predict(model, variables, kp2d_norm, config)
   return pred.at[..., skel.get(config.data.skeleton).root, :].set(0.0)
 
 
@@ -367,3 +370,6 @@ def predict_batch(
     chunk_size=(t.get('chunk_size') or None) if t.mode == 'per_sample' else None,
   )
   return out['pose3d']
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, predict_batch=predict_batch)

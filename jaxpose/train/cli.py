@@ -77,12 +77,14 @@ def main(argv: list[str]) -> int:
   cmd = argv[0]
   fv = parse_flags(argv)
   config = fv.config
+  from jaxpose import methods
   from jaxpose.train import loop
 
   if cmd == 'train':
     if not fv.workdir:
       raise SystemExit('jaxpose train: --workdir is required')
-    res = loop.run(config, fv.workdir)
+    run = methods.get(config.method.name).run or loop.run  # a method's own loop, if it has one
+    res = run(config, fv.workdir)
   else:
     res = evaluate(config, fv.workdir, fv.checkpoint, fv.split)
   from jaxpose.eval import evaluator
@@ -97,15 +99,14 @@ def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | N
   from jaxpose import methods, sharding
   from jaxpose.eval import evaluator, steps
   from jaxpose.train import checkpoint as ckpt_lib
-  from jaxpose.train import loop
 
   src = checkpoint or workdir
   if not src:
     raise SystemExit('jaxpose eval: give --workdir or --checkpoint')
   variables = ckpt_lib.load_params(src)
   mesh = sharding.make_mesh()
-  method = methods.get_module(config.method.name)
-  model = loop.make_model(config, method)
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
   eval_step = steps.make_eval_step(model, method, config)
   variables = sharding.replicate(variables, mesh)
   return evaluator.evaluate(

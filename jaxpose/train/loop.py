@@ -14,11 +14,10 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 
-from jaxpose import methods, models, sharding
+from jaxpose import methods, sharding
 from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
 from jaxpose.eval import steps as eval_steps
@@ -37,25 +36,23 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
-  method = methods.get_module(config.method.name)
-  model = make_model(config, method)
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
   # A method that trains on more than the configured dataset (PoSynDA: target + source domain)
   # supplies its own resumable iterator.
-  make_iter = getattr(method, 'train_iterator', None) or (
-    lambda c, **kw: pipeline.train_iterator(c.data, **kw)
-  )
-  data_iter = make_iter(
+  data_iter = method.train_iterator(
     config, seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()
   )
   total, per_epoch = schedule_lengths(config)
   tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
   ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
   if ckpt.latest_step() is not None:  # resume: restore onto this mesh, no initialisation needed
-    x = jnp.zeros(input_shape(config), jnp.float32)
-    init_vars = getattr(method, 'init_variables', None)
+    inputs = method.init_inputs(config, model)
+    init_vars = method.init_variables
+    loaded = load_init(config) if init_vars is not None and config.init_from.path else None
     shapes = jax.eval_shape(
       lambda: state_lib.create(
-        model, tx, x, config.seed, init_vars(config, model) if init_vars else None
+        model, tx, inputs, config.seed, init_vars(config, model, loaded) if init_vars else None
       )
     )
     state = ckpt.restore(checkpoint.abstract_like(shapes, sharding.replicated(mesh)), data_iter)
@@ -102,16 +99,6 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   return results
 
 
-def build_model(config: mlc.ConfigDict):
-  return models.build(config.model.name, config.model.variant or None, **config.model.kwargs)
-
-
-def make_model(config: mlc.ConfigDict, method) -> Any:
-  """The network a method trains: its own `make_model(config)` when it wraps the lifter (MPM
-  pre-training, diffusion denoisers), else the configured lifter."""
-  return getattr(method, 'make_model', build_model)(config)
-
-
 def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
   """(total_steps, steps_per_epoch) from train.epochs/total_steps and the number of windows."""
   per_epoch = config.train.steps_per_epoch or max(
@@ -121,27 +108,24 @@ def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
   return int(total), int(per_epoch)
 
 
-def input_shape(config: mlc.ConfigDict) -> tuple[int, int, int, int]:
-  return (1, config.data.frames, config.data.num_joints, 3 if config.data.use_conf else 2)
-
-
-def init_state(config: mlc.ConfigDict, model, tx, mesh, method=None) -> state_lib.TrainState:
+def init_state(
+  config: mlc.ConfigDict, model, tx, mesh, method: methods.Method
+) -> state_lib.TrainState:
   """Initialises replicated on the mesh, or from `init_from` weights. A method whose pretrained
   weights cover part of the network (MPM's encoder) maps them with `adapt_init(loaded, fresh)`; a
   method whose variables are more than one network's (PoSynDA: frozen denoiser, adapters, refiner,
-  teacher) builds them all with `init_variables(config, model)`."""
-  x = jnp.zeros(input_shape(config), jnp.float32)
-  variables = None
-  if hasattr(method, 'init_variables'):
-    variables = method.init_variables(config, model)
-  elif config.init_from.path:
-    variables = load_init(config)
-    if hasattr(method, 'adapt_init'):
-      fresh = model.init({'params': jax.random.PRNGKey(config.seed)}, x, train=False)
-      variables = method.adapt_init(variables, fresh)
+  teacher) builds them all with `init_variables(config, model, loaded)`."""
+  inputs = method.init_inputs(config, model)
+  loaded = load_init(config) if config.init_from.path else None
+  variables = loaded
+  if method.init_variables is not None:
+    variables = method.init_variables(config, model, loaded)
+  elif loaded is not None and method.adapt_init is not None:
+    fresh = model.init({'params': jax.random.PRNGKey(config.seed)}, *inputs, train=False)
+    variables = method.adapt_init(loaded, fresh)
   # Initialised eagerly, then replicated: compiling `init` of a deep model under jit costs
   # minutes on a CPU (seen: 2m51s for MotionAGFormer-XS), running it op by op takes seconds.
-  return sharding.replicate(state_lib.create(model, tx, x, config.seed, variables), mesh)
+  return sharding.replicate(state_lib.create(model, tx, inputs, config.seed, variables), mesh)
 
 
 def load_init(config: mlc.ConfigDict) -> dict[str, Any]:
@@ -207,7 +191,8 @@ def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> di
 
 
 # Keys that may differ between the run that wrote a workdir and a resuming run.
-_RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches')
+# `trainer` was a schema key of older workdirs (never read; a method's own loop is Method.run).
+_RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches', 'trainer')
 
 
 def check_workdir_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:

@@ -6,19 +6,24 @@ The eval step is `jaxpose.eval.steps.make_eval_step`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
 
 import jax
 import ml_collections as mlc
 import optax
 
+from jaxpose.methods.base import Method
 from jaxpose.train.state import TrainState
 
 
 def make_train_step(
-  model, method: ModuleType, tx: optax.GradientTransformation, config: mlc.ConfigDict
+  model, method: Method, tx: optax.GradientTransformation, config: mlc.ConfigDict
 ) -> Callable:
-  """train_step(state, batch) -> (state, scalars). The state is donated."""
+  """train_step(state, batch) -> (state, scalars). The state is donated.
+
+  The loss is `method.loss_fn(model, params, model_state, batch, rng, config)` with
+  rng = fold_in(state.rng, state.step); scalars are the loss's plus `grad_norm` (global L2 norm
+  of the gradients), each () float32, on device.
+  """
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)

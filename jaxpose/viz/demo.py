@@ -66,7 +66,6 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
 
   from jaxpose import methods
   from jaxpose.train import checkpoint as ckpt_lib
-  from jaxpose.train import loop
 
   cfg_path = pathlib.Path(checkpoint) / 'config.json'
   if not cfg_path.exists():
@@ -75,8 +74,8 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
       f'(run `jaxpose main` first for the default)'
     )
   config = mlc.ConfigDict(json.loads(cfg_path.read_text()))
-  method = methods.get_module(config.method.name)
-  model = loop.make_model(config, method)
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
   variables = ckpt_lib.load_params(checkpoint)
   t = config.data.frames
   n = len(kp2d)
