@@ -16,6 +16,10 @@ Run book (both stages use `method.name = 'mpm'`, which picks the network from `d
     stage-1 encoder with `jaxpose.methods.mpm.load_pretrained_encoder`. `:gt` uses GT 2D.
   jaxpose train --config configs/mpm.py:pretrain,smoke --workdir /tmp/mpm_smoke  (seconds, CPU)
 
+Masking settings are `config.method.kwargs` (`jaxpose.methods.mpm.DEFAULTS`: spatial_mask_num 5,
+temporal_mask_rate 0.6, decoder_layers 1, pretext_weights), e.g.
+`--config.method.kwargs.spatial_mask_num=2`.
+
 Not reproduced by the data pipeline yet: the temporal downsampling `-tds 2` (a 243-frame window
 spanning 485 frames), the VTE term in fine-tuning (it needs the 3D of every input frame of a
 'center' window, batch key `pose3d_cam_window`; without it only the centre term is trained), the
@@ -42,6 +46,8 @@ def get_config(arg: str | None = None):
   c = common.get_base_config()
   c.model.name, c.model.variant = 'mpm', a.variant
   c.method.name = 'mpm'
+  with c.method.kwargs.unlocked():  # declared, so --config.method.kwargs.<key>= can override them
+    c.method.kwargs.update(spatial_mask_num=5, temporal_mask_rate=0.6, decoder_layers=1)
   c.optim.update(name='adam_amsgrad', weight_decay=0.0)
   c.schedule.update(type='exponential_epoch', decay=0.97)
   c.train.epochs = 49

@@ -34,12 +34,15 @@ Deviations:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose import models
+from jaxpose.methods import _kwargs
 from jaxpose.methods.base import Method
 from jaxpose.models import mpm as lifter
 from jaxpose.models.mpm import MASK_KEYS, PretrainNet, from_lifter
@@ -58,11 +61,19 @@ LIMBS_H36M17 = {
 }
 
 
-def _method_cfg(config, key: str, default):
-  method = getattr(config, 'method', None)
-  if method is None:
-    return default
-  return method.get(key, default) if hasattr(method, 'get') else default
+# method.kwargs keys and their defaults (the README pre-training command: `-smn 5 -tmr 0.6`,
+# MPMmask2's one decoder layer, the H36M-17 pretext weights).
+DEFAULTS = {
+  'spatial_mask_num': 5,  # joints masked per frame (pre-training)
+  'temporal_mask_rate': 0.6,  # fraction of frames masked: int(T * rate)
+  'decoder_layers': 1,  # 1 = MPMmask2, 2 = MPMmask
+  'pretext_weights': None,  # {'mask2d', 'mask3d', 'lift'}; None = PRETEXT_WEIGHTS['h36m17']
+}
+
+
+def settings(config) -> dict[str, Any]:
+  """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
+  return _kwargs.settings(config, DEFAULTS, 'mpm')
 
 
 def make_model(config) -> nn.Module:
@@ -71,21 +82,18 @@ def make_model(config) -> nn.Module:
   The stage is read off `config.data.mode`: pre-training reconstructs every frame of seq2seq
   windows; fine-tuning is seq2frame ('center' windows, official P-STMO loader). The pre-training
   network copies T, J, L, C and d_ff from the `model` block (the mpm lifter's variant and
-  kwargs) and reads `config.method.{spatial_mask_num, temporal_mask_rate, decoder_layers}` when
-  declared (defaults 5, 0.6, 1: the README pre-training command).
+  kwargs) and takes `spatial_mask_num`, `temporal_mask_rate` and `decoder_layers` from
+  `config.method.kwargs` (DEFAULTS: 5, 0.6, 1, the README pre-training command).
   """
-  from jaxpose import models
-
-  base = models.build(
-    config.model.name, config.model.get('variant') or None, **dict(config.model.get('kwargs', {}))
-  )
+  base = models.build_from_config(config)
   if config.data.get('mode', 'seq2seq') == 'center':
     return base
+  d = settings(config)
   return from_lifter(
     base,
-    spatial_mask_num=int(_method_cfg(config, 'spatial_mask_num', 5)),
-    temporal_mask_rate=float(_method_cfg(config, 'temporal_mask_rate', 0.6)),
-    decoder_layers=int(_method_cfg(config, 'decoder_layers', 1)),
+    spatial_mask_num=int(d['spatial_mask_num']),
+    temporal_mask_rate=float(d['temporal_mask_rate']),
+    decoder_layers=int(d['decoder_layers']),
   )
 
 
@@ -140,13 +148,13 @@ def pretrain_loss_fn(model: PretrainNet, params, model_state, batch, rng, config
     batch: 'kp2d_norm' (B, T, J, C>=2), 'pose3d_cam' (B, T, J, 3) metres root-relative, optional
       'valid' (B, T) and explicit masks under `MASK_KEYS`.
     rng: step key; split into the 'dropout' and 'mask' streams.
-    config: reads `config.method.pretext_weights` ({'mask2d', 'mask3d', 'lift'}) when declared,
-      else `PRETEXT_WEIGHTS['h36m17']`.
+    config: reads `config.method.kwargs.pretext_weights` ({'mask2d', 'mask3d', 'lift'}), default
+      `PRETEXT_WEIGHTS['h36m17']`.
 
   Returns:
     (loss, (scalars, new_model_state)).
   """
-  weights = dict(_method_cfg(config, 'pretext_weights', None) or PRETEXT_WEIGHTS['h36m17'])
+  weights = dict(settings(config)['pretext_weights'] or PRETEXT_WEIGHTS['h36m17'])
   x2d = batch['kp2d_norm'][..., :2]
   x3d = batch['pose3d_cam'].at[..., 0, :].set(0.0)  # official: input_3D[:, :, 0] = 0
   drop, mask = jax.random.split(rng)

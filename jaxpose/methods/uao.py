@@ -51,7 +51,7 @@ import optax
 from jaxpose import losses
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import supervised
+from jaxpose.methods import _kwargs, supervised
 from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.models.uao import center_frames
@@ -328,8 +328,21 @@ def predict(
   return pred.at[..., skel.get(config.data.skeleton).root, :].set(0.0)
 
 
-# The published evaluation setting (research/uao.md): 4 Adam steps at lr 1e-3, prior 0.005.
-TTO_DEFAULTS = dict(iters=0, lr=1e-3, w_prior=0.005, w_proj=1.0, mode='per_sample', chunk_size=256)
+# method.kwargs keys and their defaults. TTO is off by default; the published evaluation setting
+# (research/uao.md, configs/uao.py:tto) is 4 Adam steps at lr 1e-3, prior weight 0.005.
+DEFAULTS = {
+  'tto_iters': 0,
+  'tto_lr': 1e-3,
+  'tto_w_prior': 0.005,
+  'tto_w_proj': 1.0,
+  'tto_mode': 'per_sample',
+  'tto_chunk_size': 256,  # per_sample mode: samples optimised at a time (0 or None = all)
+}
+
+
+def settings(config: mlc.ConfigDict) -> dict[str, Any]:
+  """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
+  return _kwargs.settings(config, DEFAULTS, 'uao')
 
 
 def predict_batch(
@@ -337,18 +350,13 @@ def predict_batch(
 ) -> jax.Array:
   """Evaluation hook: UAO's TTO when config.method.kwargs.tto_iters > 0, else `predict`.
 
-  config.method.kwargs holds tto_iters, tto_lr, tto_w_prior, tto_w_proj, tto_mode and optionally
-  tto_chunk_size (`TTO_DEFAULTS`; see `tto`). batch needs
-  kp2d_norm, and for the TTO cam_intrinsics (B, 9) pixels, res_w, res_h (B,) and pose3d_root
-  (B, T_out, 1, 3) metres (oracle inputs, see the module docstring). Returns pose3d
-  (B, T_out, J, 3), root joint 0.
+  config.method.kwargs holds tto_iters, tto_lr, tto_w_prior, tto_w_proj, tto_mode and
+  tto_chunk_size (`DEFAULTS`; see `tto`). batch needs kp2d_norm (B, T, J, C_in), and for the TTO
+  cam_intrinsics (B, 9) pixels, res_w, res_h (B,) pixels and pose3d_root (B, T_out, 1, 3) metres
+  (oracle inputs, see the module docstring). Returns pose3d_cam (B, T_out, J, 3) metres, root
+  joint 0.
   """
-  t = mlc.ConfigDict(
-    {
-      **TTO_DEFAULTS,
-      **{k[len('tto_') :]: v for k, v in config.method.kwargs.items() if k.startswith('tto_')},
-    }
-  )
+  t = mlc.ConfigDict({k[len('tto_') :]: v for k, v in settings(config).items()})
   if int(t.iters) <= 0:
     return predict(model, variables, batch['kp2d_norm'], config)
   sk = skel.get(config.data.skeleton)

@@ -117,7 +117,9 @@ def test_loss_fn_weights_explicit_masks_and_the_mask_stream(net):
 def test_pretext_gradients_reach_every_part(net):
   model, variables, x2d, x3d, masks, _ = net
   state = {'batch_stats': variables['batch_stats']}
-  cfg = mlc.ConfigDict({'method': {'pretext_weights': method.PRETEXT_WEIGHTS['poseaug16']}})
+  cfg = mlc.ConfigDict(
+    {'method': {'kwargs': {'pretext_weights': method.PRETEXT_WEIGHTS['poseaug16']}}}
+  )
   grad_fn = jax.jit(
     jax.grad(
       lambda p: method.loss_fn(model, p, state, _batch(x2d, x3d, masks), jax.random.key(0), cfg)[0]
@@ -243,3 +245,44 @@ def test_make_model_and_predict_follow_the_stage():
   shapes = jax.eval_shape(lambda: lifter.init(jax.random.key(0), x[..., :2], train=False))
   # The lifter's centre frame, flip-averaged like `supervised.predict`.
   assert jax.eval_shape(lambda v: method.predict(lifter, v, x, cfg), shapes).shape == (1, 1, J, 3)
+
+
+def test_masking_settings_reach_the_network_through_method_kwargs():
+  """method.kwargs.spatial_mask_num=2 on the command line must reach PretrainNet (it used to be
+  read from config.method.spatial_mask_num, which the locked schema rejects, so the network
+  silently stayed at 5)."""
+  from jaxpose.train import cli
+
+  base = ['train', '--config=configs/mpm.py:pretrain,smoke']
+  default = method.make_model(cli.parse(base))
+  assert (default.spatial_mask_num, default.temporal_mask_rate, default.decoder_layers) == (
+    5,
+    0.6,
+    1,
+  )
+  cfg = cli.parse(
+    [
+      *base,
+      '--config.method.kwargs.spatial_mask_num=2',
+      '--config.method.kwargs.temporal_mask_rate=0.5',
+      '--config.method.kwargs.decoder_layers=2',
+    ]
+  )
+  net = method.make_model(cfg)
+  assert (net.spatial_mask_num, net.temporal_mask_rate, net.decoder_layers) == (2, 0.5, 2)
+  # The drawn masks follow: 2 joints per frame in both branches.
+  masks = mpm.sample_masks(
+    jax.random.key(0),
+    num_frames=net.num_frames,
+    num_joints=net.num_joints,
+    spatial_mask_num=net.spatial_mask_num,
+    num_masked=net.num_masked_frames,
+  )
+  np.testing.assert_array_equal(np.asarray(masks['spatial_mask_2d']).sum(-1), 2)
+  with pytest.raises(SystemExit, match='spatial_mask_num'):  # a typo on the command line
+    cli.parse([*base, '--config.method.kwargs.spatial_mask_nm=2'])
+  from configs import common
+
+  typo = common.apply_overrides(cli.parse(base), {'method.kwargs.spatial_mask_nm': 2})  # a sweep
+  with pytest.raises(ValueError, match='valid: spatial_mask_num, temporal_mask_rate'):
+    method.make_model(typo)

@@ -209,3 +209,12 @@ def test_tto_on_a_receptive_field_lifter_uses_the_centre_frame():
   out = m.tto(model, variables, kp2d, cam, root[:, 4:5], flip_perm=PERM, iters=2, mode='batch')
   assert out['pose3d'].shape == (2, 1, 17, 3)
   assert np.abs(np.asarray(out['z']) - kp2d).max(axis=(0, 2, 3))[4] > 0
+
+
+def test_tto_settings_go_through_the_method_kwargs_validator():
+  config = mlc.ConfigDict({'method': {'kwargs': {'tto_iters': 2, 'tto_lr': 5e-4}}})
+  d = m.settings(config)
+  assert d['tto_iters'] == 2 and d['tto_lr'] == 5e-4 and d['tto_w_prior'] == 0.005
+  config.method.kwargs.tto_iter = 3  # a typo used to be ignored (prefix matching only)
+  with pytest.raises(ValueError, match="Unknown method.kwargs key\\(s\\) \\['tto_iter'\\] for uao"):
+    m.settings(config)
