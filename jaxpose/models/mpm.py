@@ -1,4 +1,4 @@
-"""MPM networks: the P-STMO fine-tuning lifter (`Model`) and the masked pre-training `PretrainNet`.
+"""MPM fine-tuning lifter: the P-STMO "STMO" network (MLP encoder, vanilla + strided transformers).
 
 Paper: Zhang, Chai, Jiang, Ye, Song, Hwang, Wang, "A Unified 2D-3D Human Pose Representation via
 Masked Pose Modeling", arXiv:2306.17201. The lifter is P-STMO's (Shan et al., ECCV 2022).
@@ -6,8 +6,8 @@ Official code: github.com/vvirgooo2/MPM at commit 47ceae47d75a80ca7a20dcf90371e4
 (`model/MPM.py: Model`, `model/MPMLift.py: MPMmask2, MPMmask`,
 `model/component/{Transformer, strided_transformer_encoder, refine}.py`).
 The repository has no licence; written from the spec in research/mpm.md, no code copied.
-The pre-training network `PretrainNet` (below) shares the encoder modules of `Model` under the same
-names, so pre-trained weights load by name (`jaxpose.methods.mpm.load_pretrained_encoder`).
+The masked pre-training network `PretrainNet` (below) shares the encoder modules of `Model` under
+the same names, so pre-trained weights load by name (`jaxpose.methods.mpm.load_pretrained_encoder`).
 
 Pipeline for x: kp2d_norm (B, T, J, 2):
   1. flatten to (B, T, 2J), channel = joint * 2 + coord;

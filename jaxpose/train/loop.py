@@ -99,6 +99,32 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   return results
 
 
+def evaluate_checkpoint(
+  config: mlc.ConfigDict, source: str | pathlib.Path, split: str | None = None
+) -> dict[str, Any]:
+  """Evaluates a checkpoint (or a workdir's best, else latest, one) on `split` (default
+  data.eval_split) with the method's eval step, replicated on every device.
+
+  Returns:
+    `jaxpose.eval.evaluator.evaluate`'s results (mpjpe_mm, p_mpjpe_mm in millimetres, ...).
+  """
+  variables = checkpoint.load_params(source)
+  mesh = sharding.make_mesh()
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
+  eval_step = eval_steps.make_eval_step(model, method, config)
+  variables = sharding.replicate(variables, mesh)
+  return evaluator.evaluate(
+    eval_step,
+    variables,
+    config,
+    mesh,
+    split=split,
+    max_batches=config.eval.max_batches,
+    progress=True,
+  )
+
+
 def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
   """(total_steps, steps_per_epoch) from train.epochs/total_steps and the number of windows."""
   per_epoch = config.train.steps_per_epoch or max(

@@ -8,7 +8,8 @@ import pytest
 
 from configs import common
 from jaxpose import models
-from jaxpose.train import cli, sweep
+from jaxpose.cli import sweep
+from jaxpose.cli import train as cli
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 PAPER_CONFIGS = sorted(
@@ -157,3 +158,22 @@ def test_loading_configs_imports_no_jax():
   repo = CONFIG_DIR.parent
   out = subprocess.run([sys.executable, '-c', code], cwd=repo, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize('name', PAPER_CONFIGS)
+def test_every_sweep_run_parses_as_a_train_command_line(name):
+  """`jaxpose sweep` launches `jaxpose train` with these flags: each must parse (an override of a
+  model.kwargs/method.kwargs key the config does not declare would be rejected at launch)."""
+  mod = importlib.import_module(f'configs.{name}')
+  if not hasattr(mod, 'get_sweep'):
+    pytest.skip('no sweep')
+  runs = sweep.expand(f'configs/{name}.py')
+  assert runs and all(isinstance(r, dict) for r in runs)
+
+
+def test_hot_declares_its_variant_pruning_sizes():
+  """The declared token_num / layer_index equal the variant's own (the model does not change)."""
+  hot = importlib.import_module('configs.hot')
+  for variant in hot.VARIANTS:
+    c = hot.get_config(variant)
+    assert models.build_from_config(c) == models.build('hot', variant)

@@ -251,7 +251,7 @@ def test_masking_settings_reach_the_network_through_method_kwargs():
   """method.kwargs.spatial_mask_num=2 on the command line must reach PretrainNet (it used to be
   read from config.method.spatial_mask_num, which the locked schema rejects, so the network
   silently stayed at 5)."""
-  from jaxpose.train import cli
+  from jaxpose.cli import train as cli
 
   base = ['train', '--config=configs/mpm.py:pretrain,smoke']
   default = method.make_model(cli.parse(base))

@@ -117,7 +117,7 @@ def test_every_method_exports_its_module_functions():
 
 def test_jaxpose_train_calls_a_methods_own_run(monkeypatch, tmp_path, capsys):
   """`config.trainer` is gone: Method.run, when a method has one, replaces the default trainer."""
-  from jaxpose.train import cli
+  from jaxpose.cli import train as cli
 
   ran = []
 
