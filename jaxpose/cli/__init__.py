@@ -2,7 +2,7 @@
 
 One module per command under jaxpose/cli/, each exposing `main(argv: list[str]) -> int | None`
 with argv[0] the command name; this file only dispatches, so importing it stays cheap. Every
-command parses absl flags (`jaxpose.cli._flags`); configs are ml_collections `config_flags`
+command parses absl flags (`jaxpose.cli.common`); configs are ml_collections `config_flags`
 (`--config=configs/<paper>.py:<arg>` plus `--config.<key>=<value>` overrides). `jaxpose <command>
 --help` lists a command's flags.
 """

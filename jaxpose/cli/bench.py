@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from jaxpose.cli import _flags
+from jaxpose.cli import common
 
 
 def make_flags() -> flags.FlagValues:
@@ -63,14 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not argv or argv[0] != 'bench':
     argv = ['bench', *argv]
   fv = make_flags()
-  _flags.parse(fv, ['jaxpose bench', *argv[1:]], __doc__)
+  common.parse(fv, ['jaxpose bench', *argv[1:]], __doc__)
   options = report.Options(
     **{f.name: getattr(fv, f.name) for f in dataclasses.fields(report.Options)}
   )
   try:
     records, peaks, specs = report.run(options)
   except ValueError as e:
-    return _flags.error('jaxpose bench', str(e))
+    return common.error('jaxpose bench', str(e))
   out = pathlib.Path(fv.out)
   report.write_outputs(out, report.meta(peaks), records)
   print(report.table(records))

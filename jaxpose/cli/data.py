@@ -20,7 +20,7 @@ import types
 
 from absl import flags
 
-from jaxpose.cli import _flags
+from jaxpose.cli import common
 from jaxpose.data import build as build_lib
 from jaxpose.data.io import DataFormatError, ManualDirError
 
@@ -184,13 +184,13 @@ def main(argv: list[str]) -> int:
     return 0
   sub = argv[0]
   if sub not in _SUBS:
-    return _flags.error('jaxpose data', f'unknown subcommand {sub!r}; valid: {", ".join(_SUBS)}')
+    return common.error('jaxpose data', f'unknown subcommand {sub!r}; valid: {", ".join(_SUBS)}')
   run, names, synopsis = _SUBS[sub]
   fv = make_flags(sub)
-  rest = _flags.parse(fv, [f'jaxpose data {sub}', *argv[1:]], synopsis)[1:]
+  rest = common.parse(fv, [f'jaxpose data {sub}', *argv[1:]], synopsis)[1:]
   if len(rest) != len(names):
     want = ' '.join(f'<{n}>' for n in names) or 'no positional arguments'
-    return _flags.error(f'jaxpose data {sub}', f'expected {want}, got {rest}')
+    return common.error(f'jaxpose data {sub}', f'expected {want}, got {rest}')
   args = {n: getattr(fv, n) for n in fv if n not in ('flagfile', 'undefok')}
   args.update(zip(names, rest))
   return run(types.SimpleNamespace(**args))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import flags
 
-from jaxpose.cli import _flags
+from jaxpose.cli import common
 
 _SHARED = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'sports2d_demo'
 
@@ -113,7 +113,7 @@ def make_flags() -> flags.FlagValues:
 def main(argv: Sequence[str]) -> int:
   """`jaxpose demo`; argv[0] is the command."""
   args = make_flags()
-  _flags.parse(args, argv, __doc__)
+  common.parse(args, argv, __doc__)
   a, _, b = args.frames.partition(':')
   frames = slice(int(a) if a else None, int(b) if b else None)
   if not pathlib.Path(args.keypoints).exists():

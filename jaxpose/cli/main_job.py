@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import flags
 
-from jaxpose.cli import _flags
+from jaxpose.cli import common
 
 
 def default_data_dir() -> str:
@@ -41,7 +41,7 @@ def make_flags() -> flags.FlagValues:
 def main(argv: Sequence[str]) -> int:
   """`jaxpose main`; argv[0] is the command."""
   args = make_flags()
-  _flags.parse(args, argv, __doc__)
+  common.parse(args, argv, __doc__)
 
   from configs import motionagformer
   from jaxpose.data import build

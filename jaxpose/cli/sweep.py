@@ -26,7 +26,7 @@ from typing import Any
 from absl import flags
 from ml_collections import config_flags
 
-from jaxpose.cli import _flags
+from jaxpose.cli import common
 from jaxpose.cli import train as train_cli
 
 
@@ -102,7 +102,7 @@ def main(argv: Sequence[str]) -> int:
   """`jaxpose sweep`; argv[0] is the command."""
   argv = list(argv)
   fv = make_flags(argv)
-  _flags.parse(fv, argv, __doc__)  # validates --config and the extra overrides on it
+  common.parse(fv, argv, __doc__)  # validates --config and the extra overrides on it
   if fv['config'].value is None or not fv.workdir:
     raise SystemExit('jaxpose sweep: --config and --workdir are required')
   config_arg = config_flags.get_config_filename(fv['config'])  # 'path[:arg]'

@@ -17,7 +17,7 @@ import ml_collections as mlc
 from absl import flags
 from ml_collections import config_flags
 
-from jaxpose.cli import _flags
+from jaxpose.cli import common
 
 
 def make_flags(argv: Sequence[str]) -> flags.FlagValues:
@@ -44,7 +44,7 @@ def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
   argv = list(argv)
   fv = make_flags(argv)
   if any(a in ('-h', '--help', '--helpfull') for a in argv[1:]):
-    _flags.parse(fv, argv, __doc__)  # prints the usage and exits 0
+    common.parse(fv, argv, __doc__)  # prints the usage and exits 0
   try:
     fv(argv)
   except (flags.Error, KeyError, AttributeError) as e:  # unknown override keys raise the latter
