@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from jaxpose.convert import torch_utils as tu
 from jaxpose.convert.torch_utils import flax_module_path
 from jaxpose.models import d3dp as d3dp_model
 from jaxpose.models.layers import lora
@@ -128,8 +129,8 @@ def refiner_from_torch(
   sd = {k: np.asarray(v, np.float32) for k, v in state_dict.items()}
   pe = sd['pos_encoder.pe'][:, 0, :]
   depth = sum(1 for k in sd if k.endswith('self_attn.in_proj_weight'))
-  lin = lambda p: {'kernel': sd[f'{p}.weight'].T.copy(), 'bias': sd[f'{p}.bias']}
-  ln = lambda p: {'scale': sd[f'{p}.weight'], 'bias': sd[f'{p}.bias']}
+  lin = lambda p: tu.linear(sd[f'{p}.weight'].copy(), sd[f'{p}.bias'])
+  ln = lambda p: tu.layer_norm(sd[f'{p}.weight'], sd[f'{p}.bias'])
   params = {'encoder': lin('encoder'), 'decoder': lin('decoder')}
   for i in range(depth):
     p = f'transformer_encoder.layers.{i}'
@@ -158,7 +159,7 @@ def refiner_from_torch(
 
 def denoiser_from_torch(state_dict: Mapping[str, np.ndarray], **ctor_args):
   """Official D3DP + LoRA state dict -> (d3dp Model, variables with base params, adapters)."""
-  sd = {k.removeprefix('module.'): v for k, v in state_dict.items()}
+  sd = tu.strip_prefixes(state_dict)
   path_fn = lambda m: flax_module_path(d3dp_model._torch_rename(m))
   plain, adapters = lora.from_torch(sd, path_fn)
   model, variables = d3dp_model.from_torch(plain, **ctor_args)
@@ -176,7 +177,7 @@ def from_official_checkpoint(
   (denoiser, base variables, adapters, refiner, refiner variables). `ctor_args` are D3DP's
   (`cs`, `dep`, `number_of_frames`, `timestep`); `module.` prefixes are stripped."""
   den, dv, ad = denoiser_from_torch(ckpt['model_pos'], **ctor_args)
-  rsd = {k.removeprefix('module.'): v for k, v in ckpt['model_weight'].items()}
+  rsd = tu.strip_prefixes(ckpt['model_weight'])
   ref, rv = refiner_from_torch(
     rsd, nhead=refiner_heads, official_batch_position_encoding=official_batch_position_encoding
   )

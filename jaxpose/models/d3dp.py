@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose import models
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
 from jaxpose.models.layers.diffusion import cosine_schedule, timestep_embedding
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.mlp import gelu
@@ -251,6 +251,4 @@ def from_torch(
     lifter='mixste',
     lifter_kwargs=(('dim', dim), ('depth', depth), ('num_heads', 8), ('mlp_ratio', 2.0)),
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference, rename=_torch_rename)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)), rename=_torch_rename)

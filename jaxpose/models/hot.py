@@ -47,12 +47,11 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
 from jaxpose import models
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import abstract_variables, convert_state_dict
 from jaxpose.models.layers.token_pruning import TokenPruningCluster, TokenRecoveringAttention
 
 
@@ -445,8 +444,7 @@ def from_torch(
     layer_index=default_layer if layer_index is None else int(layer_index),
     mode=mode,
   )
-  x = jnp.zeros((1, *input_shape(hot)), jnp.float32)
-  reference = jax.eval_shape(lambda: hot.init(jax.random.key(0), x, train=False))
+  reference = abstract_variables(hot, (1, *input_shape(hot)))
   own_ref = {'params': {k: v for k, v in reference['params'].items() if k != 'backbone'}}
   renamed = {_OWN_KEYS.get(k, f'tra.{k}'): v for k, v in own.items()}
   variables = convert_state_dict(renamed, own_ref) if own else {'params': {}}

@@ -69,6 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose.convert import torch_utils as tu
 from jaxpose.models.layers.attention import Attention
 from jaxpose.models.layers.linear import Linear, torch_bias_init, torch_kernel_init
 from jaxpose.models.layers.mlp import Mlp
@@ -753,20 +754,17 @@ def _np(a) -> jnp.ndarray:
 
 def _dense(sd: Mapping[str, np.ndarray], key: str) -> dict:
   """torch Linear (out, in) or Conv1d k=1 (out, in, 1) -> {'kernel': (in, out), 'bias'}."""
-  w = np.asarray(sd[f'{key}.weight'], np.float32)
-  if w.ndim == 3:
-    w = w[:, :, 0]
-  return {'kernel': _np(w.T), 'bias': _np(sd[f'{key}.bias'])}
+  return jax.tree.map(_np, tu.linear(sd[f'{key}.weight'], sd[f'{key}.bias']))
 
 
 def _bn(sd: Mapping[str, np.ndarray], key: str) -> tuple[dict, dict]:
-  return (
-    {'scale': _np(sd[f'{key}.weight']), 'bias': _np(sd[f'{key}.bias'])},
-    {'mean': _np(sd[f'{key}.running_mean']), 'var': _np(sd[f'{key}.running_var'])},
-  )
+  """torch BatchNorm1d -> (params {'scale', 'bias'}, batch_stats {'mean', 'var'})."""
+  names = ('weight', 'bias', 'running_mean', 'running_var')
+  return jax.tree.map(_np, tu.batch_norm(*(sd[f'{key}.{n}'] for n in names)))
 
 
 def _ln(sd: Mapping[str, np.ndarray], key: str) -> dict:
+  """PstmoLayerNorm's own parameter names (a_2 scale, b_2 shift), unchanged."""
   return {'a_2': _np(sd[f'{key}.a_2']), 'b_2': _np(sd[f'{key}.b_2'])}
 
 
@@ -860,11 +858,6 @@ def convert_encoder(sd, *, encoder: str = 'encoder2d') -> tuple[dict, dict]:
   return params, stats
 
 
-def strip_module_prefix(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Drops DataParallel's `module.` prefix (the official checkpoints are saved with it)."""
-  return {k[7:] if k.startswith('module.') else k: v for k, v in state_dict.items()}
-
-
 def from_torch(
   state_dict: Mapping[str, np.ndarray],
   *,
@@ -893,7 +886,7 @@ def from_torch(
   Returns:
     (Model, variables) with `params` and `batch_stats`.
   """
-  sd = strip_module_prefix(state_dict)
+  sd = tu.strip_prefixes(state_dict)
   if 'dec_pos_embedding' in sd:
     kw = dict(layers=layers, channel=channel, d_hid=d_hid, frames=frames, n_joints=n_joints)
     return pretrain_from_torch(sd, **kw, **unused)
@@ -922,41 +915,21 @@ def from_torch(
   for name in ('fcn', 'fcn_1'):
     params[name], stats[name] = convert_head(sd, name)
   if refine_state_dict is not None:
-    rsd = strip_module_prefix(refine_state_dict)
+    rsd = tu.strip_prefixes(refine_state_dict)
     params['post_refine'] = {
       'fc1': _dense(rsd, 'post_refine.0'),
       'fc2': _dense(rsd, 'post_refine.3'),
     }
   variables = {'params': params, 'batch_stats': stats}
-  check_variables(model, variables, example_input_of(model))
+  check_variables(model, variables)
   return model, variables
 
 
-def example_input_of(model) -> jax.ShapeDtypeStruct:
-  return jax.ShapeDtypeStruct((1, model.num_frames, model.num_joints, 2), jnp.float32)
-
-
-def check_variables(model: nn.Module, variables, x) -> None:
-  """Raises ValueError naming every path whose presence or shape differs from `model.init`'s."""
-  ref = jax.eval_shape(
-    lambda: model.init(jax.random.key(0), jnp.zeros(x.shape, x.dtype), train=False)
-  )
-  flat_ref = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(ref)}
-  flat = {
-    jax.tree_util.keystr(k): jnp.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(variables)
-  }
-  missing = sorted(set(flat_ref) - set(flat))
-  extra = sorted(set(flat) - set(flat_ref))
-  bad = sorted(
-    f'{k}: {flat[k]} != {flat_ref[k]}'
-    for k in set(flat) & set(flat_ref)
-    if tuple(flat[k]) != tuple(flat_ref[k])
-  )
-  if missing or extra or bad:
-    raise ValueError(
-      f'converted checkpoint does not fit {type(model).__name__}: missing {missing}, '
-      f'unexpected {extra}, shape mismatches {bad}'
-    )
+def check_variables(model: nn.Module, variables) -> None:
+  """Raises ValueError naming every path whose presence or shape differs from `model.init`'s
+  (on a (1, T, J, 2) input)."""
+  shape = (1, model.num_frames, model.num_joints, 2)
+  tu.check_variables(variables, tu.abstract_variables(model, shape), type(model).__name__)
 
 
 def pretrain_from_torch(
@@ -983,7 +956,7 @@ def pretrain_from_torch(
     (PretrainNet, variables) with `params` and `batch_stats`.
   """
   del unused
-  sd = strip_module_prefix(state_dict)
+  sd = tu.strip_prefixes(state_dict)
   pos = np.asarray(sd['dec_pos_embedding'])
   n_layers = _num_layers
   model = PretrainNet(
@@ -1011,5 +984,5 @@ def pretrain_from_torch(
   for name in ('fcn_dec2d', 'fcn_dec3d'):
     params[name], stats[name] = convert_head(sd, name)
   variables = {'params': params, 'batch_stats': stats}
-  check_variables(model, variables, example_input_of(model))
+  check_variables(model, variables)
   return model, variables

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import abstract_variables, convert_state_dict
 from jaxpose.models.layers.attention import Attention
 from jaxpose.models.layers.diffusion import sinusoid_table
 from jaxpose.models.layers.linear import Linear
@@ -219,8 +219,7 @@ def from_torch(
     dropout=dropout,
     max_len=pe.shape[0],
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  ref = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  ref = abstract_variables(model, (1, *input_shape(model)))
   qkv = {}
   for k in list(sd):
     if k.endswith('self_attn.in_proj_weight') or k.endswith('self_attn.in_proj_bias'):

@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose import models
+from jaxpose.convert import torch_utils as tu
 from jaxpose.geometry import skeleton as skel
 from jaxpose.models.layers.drop_path import DropPath
 from jaxpose.models.layers.mlp import gelu
@@ -280,18 +281,18 @@ class Model(nn.Module):
 # Official checkpoint import.
 
 
+def _f32(tree):
+  return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
+
+
 def _dense(sd: Mapping[str, np.ndarray], key: str) -> dict[str, jnp.ndarray]:
-  w = np.asarray(sd[f'{key}.weight'], np.float32)
-  if w.ndim == 3:  # Conv1d(kernel_size=1) -> Dense
-    w = w[..., 0]
-  return {'kernel': jnp.asarray(w.T), 'bias': jnp.asarray(sd[f'{key}.bias'], jnp.float32)}
+  """torch Linear or Conv1d(kernel_size=1) -> {'kernel': (in, out), 'bias'} float32."""
+  return _f32(tu.linear(np.asarray(sd[f'{key}.weight'], np.float32), sd[f'{key}.bias']))
 
 
 def _ln(sd: Mapping[str, np.ndarray], key: str) -> dict[str, jnp.ndarray]:
-  return {
-    'scale': jnp.asarray(sd[f'{key}.weight'], jnp.float32),
-    'bias': jnp.asarray(sd[f'{key}.bias'], jnp.float32),
-  }
+  """torch LayerNorm -> {'scale', 'bias'} float32."""
+  return _f32(tu.layer_norm(sd[f'{key}.weight'], sd[f'{key}.bias']))
 
 
 _CHANNEL = {'channel_down': 'linear_down', 'channel_mid': 'linear_mid', 'channel_up': 'linear_up'}
