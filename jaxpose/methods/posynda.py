@@ -187,29 +187,29 @@ def pixel_target(kp2d: jax.Array, w, h) -> jax.Array:
   return camera.image_coordinates(kp2d[..., :2], w, h)
 
 
-def reproject(poses_mm, root_mm, cam_pix, *, linear: bool = True):
+def reproject(poses_mm, root_mm, cam_px, *, linear: bool = True):
   """(B, K, H, T, J, 3) root-relative mm + root (B, T, 1, 3) -> pixels (B, K, H, T, J, 2)."""
   placed = poses_mm + root_mm[:, None, None]
   proj = camera.project_to_2d_linear if linear else camera.project_to_2d
-  return proj(placed, cam_pix)
+  return proj(placed, cam_px)
 
 
-def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=True, weight=None):
+def target_losses(pred, kp2d_px, root_mm, cam_px, *, w2d=0.5, w3d=1.0, linear=True, weight=None):
   """Target-branch losses with JPMA selection.
 
   Args:
     pred: (B, K, H, T, J, 3) refined root-zeroed hypotheses, mm.
-    kp2d_pix: (B, T, J, 2) target 2D in pixels.
+    kp2d_px: (B, T, J, 2) target 2D in pixels.
     root_mm: (B, T, 1, 3) target root trajectory, mm.
-    cam_pix: (9,) or per-clip (B, 9) pixel intrinsics.
+    cam_px: (9,) or per-clip (B, 9) pixel intrinsics.
     weight: optional (B, T) frame weights (padding and invalid frames 0); None = plain means
       (the official script, which has no padding).
 
   Returns:
     dict with loss, loss_2d, loss_3d, index (B, K, T, J), selected (B, K, T, J, 3), reproj.
   """
-  reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  err = safe_norm(reproj - kp2d_pix[:, None, None])  # (B, K, H, T, J)
+  reproj = reproject(pred, root_mm, cam_px, linear=linear)
+  err = safe_norm(reproj - kp2d_px[:, None, None])  # (B, K, H, T, J)
   index = jnp.argmin(err, axis=2)
   loss_2d = _wmean(jnp.min(err, axis=2), weight)
   sel = jnp.take_along_axis(pred, index[:, :, None, ..., None], axis=2)  # (B, K, 1, T, J, 3)
@@ -225,20 +225,20 @@ def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=
 
 
 def source_losses(
-  pred, gt_mm, kp2d_pix, root_mm, cam_pix, *, w2d=0.1, w3d=1.0, linear=True, weight=None
+  pred, gt_mm, kp2d_px, root_mm, cam_px, *, w2d=0.1, w3d=1.0, linear=True, weight=None
 ):
   """Source-branch losses: w2d * mean_min_h reprojection error + w3d * MPJPE(GT, every hypothesis).
 
   Args:
     pred: (B, K, H, T, J, 3) refined root-zeroed hypotheses, mm.
     gt_mm: (B, T, J, 3) source ground truth, root-relative, mm.
-    kp2d_pix: (B, T, J, 2) the synthesised source 2D (pixels).
+    kp2d_px: (B, T, J, 2) the synthesised source 2D (pixels).
     root_mm: (B, T, 1, 3) the synthesised root position.
-    cam_pix: (9,) or (B, 9) the target camera (pixels).
+    cam_px: (9,) or (B, 9) the target camera (pixels).
     weight: optional (B, T) frame weights.
   """
-  reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  loss_2d = _wmean(safe_norm(reproj - kp2d_pix[:, None, None]).min(axis=2), weight)
+  reproj = reproject(pred, root_mm, cam_px, linear=linear)
+  loss_2d = _wmean(safe_norm(reproj - kp2d_px[:, None, None]).min(axis=2), weight)
   loss_3d = _wmean(safe_norm(pred - gt_mm[:, None, None]), weight)
   return {'loss': w2d * loss_2d + w3d * loss_3d, 'loss_2d': loss_2d, 'loss_3d': loss_3d}
 
@@ -246,8 +246,8 @@ def source_losses(
 def redistribute_source(
   key: jax.Array,
   src_mm: jax.Array,
-  tgt_pix: jax.Array,
-  cam_pix: jax.Array,
+  tgt_px: jax.Array,
+  cam_px: jax.Array,
   *,
   root: int = ROOT_3DHP,
   linear: bool = True,
@@ -263,25 +263,23 @@ def redistribute_source(
   Args:
     key: PRNG key for the pairing.
     src_mm: (B, T, J, 3) root-relative source poses, mm.
-    tgt_pix: (M, T, J, 2) target 2D poses in pixels, M >= B.
-    cam_pix: (9,) target pixel intrinsics [fx, fy, cx, cy, ...], or (M, 9) one per target clip
+    tgt_px: (M, T, J, 2) target 2D poses in pixels, M >= B.
+    cam_px: (9,) target pixel intrinsics [fx, fy, cx, cy, ...], or (M, 9) one per target clip
       (each source clip then takes its partner's camera).
 
   Returns:
-    {'kp2d_pix': (B, T, J, 2) synthesised 2D, 'root_mm': (B, T, 1, 3), 'pose_mm': the placed
-     poses, 'pick': (B,) the partner target clips, 'cam_pix': (9,) or (B, 9) the cameras used}.
+    {'kp2d_px': (B, T, J, 2) synthesised 2D, 'root_mm': (B, T, 1, 3), 'pose_mm': the placed
+     poses, 'pick': (B,) the partner target clips, 'cam_px': (9,) or (B, 9) the cameras used}.
   """
   b = src_mm.shape[0]
-  if tgt_pix.shape[0] < b:
-    raise ValueError(
-      f'source batch {b} needs at least as many target clips, got {tgt_pix.shape[0]}'
-    )
-  pick = jax.random.permutation(key, tgt_pix.shape[0])[:b]
-  tgt = tgt_pix[pick]  # (B, T, J, 2)
-  cam_pix = jnp.asarray(cam_pix)
-  if cam_pix.ndim == 2:
-    cam_pix = cam_pix[pick]
-  k = cam_pix.reshape(cam_pix.shape[:-1] + (1,) * (cam_pix.ndim - 1) + (9,))  # (9,) | (B, 1, 9)
+  if tgt_px.shape[0] < b:
+    raise ValueError(f'source batch {b} needs at least as many target clips, got {tgt_px.shape[0]}')
+  pick = jax.random.permutation(key, tgt_px.shape[0])[:b]
+  tgt = tgt_px[pick]  # (B, T, J, 2)
+  cam_px = jnp.asarray(cam_px)
+  if cam_px.ndim == 2:
+    cam_px = cam_px[pick]
+  k = cam_px.reshape(cam_px.shape[:-1] + (1,) * (cam_px.ndim - 1) + (9,))  # (9,) | (B, 1, 9)
   ext2d = tgt.max(axis=-2) - tgt.min(axis=-2)  # (B, T, 2)
   s = jnp.maximum(ext2d.sum(-1) / 2, 1e-3)  # (B, T)
   ext3d = src_mm.max(axis=-2) - src_mm.min(axis=-2)  # (B, T, 3)
@@ -292,11 +290,11 @@ def redistribute_source(
   placed = src_mm + root_mm
   proj = camera.project_to_2d_linear if linear else camera.project_to_2d
   return {
-    'kp2d_pix': proj(placed, cam_pix),
+    'kp2d_px': proj(placed, cam_px),
     'root_mm': root_mm,
     'pose_mm': placed,
     'pick': pick,
-    'cam_pix': cam_pix,
+    'cam_px': cam_px,
   }
 
 
@@ -307,7 +305,7 @@ def ema_update(teacher, student, decay: float):
 
 
 def _target_inputs(target):
-  return target['kp2d'], target['kp2d_pix'], target['root_mm'], target['cam_pix']
+  return target['kp2d'], target['kp2d_px'], target['root_mm'], target['cam_px']
 
 
 def adaptation_loss(
@@ -334,8 +332,8 @@ def adaptation_loss(
     trainable: {'lora': adapters, 'refiner': refiner variables}.
     denoiser, den_vars: the frozen denoiser and its base variables.
     refiner: the Refiner module.
-    target: {'kp2d' (B, T, J, 2) normalised, 'kp2d_pix' (B, T, J, 2), 'root_mm' (B, T, 1, 3),
-      'cam_pix' (9,) or (B, 9), 'res' (2,) or (B, 2) image [w, h]; optional 'weight' (B, T)}.
+    target: {'kp2d' (B, T, J, 2) normalised, 'kp2d_px' (B, T, J, 2), 'root_mm' (B, T, 1, 3),
+      'cam_px' (9,) or (B, 9), 'res' (2,) or (B, 2) image [w, h]; optional 'weight' (B, T)}.
     source: {'pose_mm' (B, T, J, 3) root-relative GT in the target's joint layout; optional
       'weight' (B, T)}.
     key: PRNG key (x_T draws, pairing, dropout).
@@ -372,28 +370,28 @@ def adaptation_loss(
       **sample_kw,
     )
 
-  kp2d, kp2d_pix, root_mm, cam = _target_inputs(target)
+  kp2d, kp2d_px, root_mm, cam = _target_inputs(target)
   wt, ws = target.get('weight'), source.get('weight')
   pred_t = run(trainable, kp2d, k_t, k_d1)
-  tl = target_losses(pred_t, kp2d_pix, root_mm, cam, w2d=weights[0], w3d=weights[1], weight=wt)
+  tl = target_losses(pred_t, kp2d_px, root_mm, cam, w2d=weights[0], w3d=weights[1], weight=wt)
   loss_t, l3d = tl['loss'], tl['loss_3d']
   if teacher is not None:
     pred_teacher = jax.lax.stop_gradient(run(teacher, kp2d, k_teach, k_d1))
-    pseudo = target_losses(pred_teacher, kp2d_pix, root_mm, cam)['selected'][:, :, None]
+    pseudo = target_losses(pred_teacher, kp2d_px, root_mm, cam)['selected'][:, :, None]
     l3d = _wmean(safe_norm(pred_t - pseudo), wt)
     loss_t = weights[0] * tl['loss_2d'] + weights[1] * l3d
-  syn = redistribute_source(k_pair, source['pose_mm'], kp2d_pix, cam, root=root)
+  syn = redistribute_source(k_pair, source['pose_mm'], kp2d_px, cam, root=root)
   res = jnp.asarray(target['res'], jnp.float32)
   if res.ndim == 2:
     res = res[syn['pick']][:, None, None]  # (B, 1, 1, 2) against (B, T, J, 2)
-  kp2d_src = camera.normalize_screen_coordinates(syn['kp2d_pix'], res[..., 0], res[..., 1])
+  kp2d_src = camera.normalize_screen_coordinates(syn['kp2d_px'], res[..., 0], res[..., 1])
   pred_s = run(trainable, kp2d_src, k_s, k_d2)
   sl = source_losses(
     pred_s,
     source['pose_mm'],
-    syn['kp2d_pix'],
+    syn['kp2d_px'],
     syn['root_mm'],
-    syn['cam_pix'],
+    syn['cam_px'],
     w2d=weights[2],
     w3d=weights[3],
     weight=ws,
@@ -521,9 +519,9 @@ def _target_of(batch) -> dict[str, jax.Array]:
   kp2d = batch['kp2d_norm'][..., :2]
   return {
     'kp2d': kp2d,
-    'kp2d_pix': pixel_target(kp2d, w[:, None, None], h[:, None, None]),
+    'kp2d_px': pixel_target(kp2d, w[:, None, None], h[:, None, None]),
     'root_mm': batch['pose3d_root'] * 1000.0,
-    'cam_pix': batch['cam_intrinsics'],
+    'cam_px': batch['cam_intrinsics'],
     'res': jnp.stack([w, h], -1),
     'weight': batch['valid'],
   }

@@ -59,10 +59,10 @@ def test_redistribute_places_root_under_target_root():
   src = src - src[..., 14:15, :]
   tgt = 1024 + jax.random.normal(k2, (4, T, 17, 2)) * 100
   out = posynda.redistribute_source(jax.random.key(3), src, tgt, CAM)
-  assert out['kp2d_pix'].shape == (2, T, 17, 2) and out['root_mm'].shape == (2, T, 1, 3)
+  assert out['kp2d_px'].shape == (2, T, 17, 2) and out['root_mm'].shape == (2, T, 1, 3)
   assert np.all(np.asarray(out['root_mm'][..., 2]) > 0)
   # The synthesised root pixel is one of the target clips' root pixels.
-  roots = np.asarray(out['kp2d_pix'][:, :, 14])
+  roots = np.asarray(out['kp2d_px'][:, :, 14])
   cands = np.asarray(tgt[:, :, 14])
   for b in range(2):
     assert min(np.abs(roots[b] - c).max() for c in cands) < 1e-2
@@ -92,12 +92,12 @@ def test_adaptation_step_trains_only_lora_and_refiner(use_teacher):
   pose = jax.random.normal(ks[0], (2, T, 17, 3)) * 200
   pose = pose - pose[..., 14:15, :]
   root = jnp.broadcast_to(jnp.asarray([0.0, 0.0, 4000.0]), (2, T, 1, 3))
-  kp_pix = camera.project_to_2d_linear(pose + root, CAM)
+  kp_px = camera.project_to_2d_linear(pose + root, CAM)
   target = {
-    'kp2d': camera.normalize_screen_coordinates(kp_pix, 2048, 2048),
-    'kp2d_pix': kp_pix,
+    'kp2d': camera.normalize_screen_coordinates(kp_px, 2048, 2048),
+    'kp2d_px': kp_px,
     'root_mm': root,
-    'cam_pix': CAM,
+    'cam_px': CAM,
     'res': jnp.asarray([2048.0, 2048.0]),
   }
   source = {'pose_mm': jax.random.normal(ks[1], (2, T, 17, 3)) * 200}
