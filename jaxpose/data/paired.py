@@ -33,13 +33,16 @@ class PairedIterator(grain.DatasetIterator):
     return {'target': next(self._target), 'source': next(self._source)}
 
   def get_state(self) -> dict[str, Any]:
+    """{'target': the target stream's state, 'source': the source stream's}."""
     return {'target': self._target.get_state(), 'source': self._source.get_state()}
 
   def set_state(self, state: dict[str, Any]) -> None:
+    """Restores both streams from `get_state`'s dict."""
     self._target.set_state(state['target'])
     self._source.set_state(state['source'])
 
   def close(self) -> None:
+    """Closes both streams."""
     self._target.close()
     self._source.close()
 

@@ -50,6 +50,16 @@ def evaluate(
   Every per-frame output of `eval_step` ((B, T_out) arrays: the engine's errors plus whatever a
   method's `eval_metrics` adds, e.g. D3DP's J-Agg) is reassembled and aggregated by the protocol.
 
+  Args:
+    eval_step: `eval_step(variables, batch) -> {'pred': (B, T_out, J, 3) metres, name: (B, T_out)}`
+      (`jaxpose.eval.steps.make_eval_step`), B = data.eval_batch_size.
+    variables: the model's variables (replicated on `mesh`).
+    config: the run config (data block, eval.protocol 'h36m' or 'mpi_inf_3dhp').
+    mesh: the device mesh the batches are sharded on (axis 'data').
+    split: the split to evaluate (default data.eval_split).
+    max_batches: stop after this many batches (0 = all; then coverage is not checked).
+    progress: show a tqdm bar.
+
   Returns:
     {'mpjpe_mm', 'p_mpjpe_mm': the headline numbers (H36M: action-wise means, the paper protocol;
      3DHP: pooled over valid frames, with 'pck150' and 'auc' in percent), 'mpjpe_mm_frames'
@@ -160,7 +170,8 @@ _HEADERS = {'mpjpe_mm': 'MPJPE', 'p_mpjpe_mm': 'P-MPJPE', 'pck150': 'PCK150', 'a
 
 
 def format_table(res: dict[str, Any]) -> str:
-  """The per-action (H36M) or per-sequence (3DHP) table the papers print, plus the averages."""
+  """The per-action (H36M) or per-subject (3DHP) table the papers print, plus the averages: one
+  column per metric of `res` (MPJPE, P-MPJPE in mm; PCK150, AUC in %; a method's extra ones)."""
   extra = [k for k in (next(iter(res['per_group'].values()), {}) or {}) if k not in _HEADERS]
   heads = {**_HEADERS, **{k: k.removesuffix('_mm').replace('_p2', '/P2')[:9] for k in extra}}
   cols = [k for k in heads if k in res]

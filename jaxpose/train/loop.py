@@ -26,7 +26,21 @@ from jaxpose.train import state as state_lib
 
 
 def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Trains and evaluates `config` in `workdir`. Returns the final evaluation results."""
+  """Trains and evaluates `config` in `workdir` (resuming the latest checkpoint if any).
+
+  Args:
+    config: the locked run config (configs/common.py schema).
+    workdir: run directory: config.json, ckpt/, best/, metrics.jsonl, tb/.
+
+  Returns:
+    The final evaluation (`jaxpose.eval.evaluator.evaluate`): mpjpe_mm, p_mpjpe_mm (millimetres,
+    root-relative; the protocol's average), mpjpe_mm_frames, per_group, num_frames, example.
+
+  Raises:
+    FloatingPointError: a non-finite loss (the last good checkpoint is kept).
+    ValueError: the workdir holds a run with another config, or a batch size does not divide by
+      the number of devices.
+  """
   workdir = pathlib.Path(workdir)
   sharding.maybe_initialize_distributed(config.mesh)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +140,9 @@ def evaluate_checkpoint(
 
 
 def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
-  """(total_steps, steps_per_epoch) from train.epochs/total_steps and the number of windows."""
+  """(total_steps, steps_per_epoch), both in optimiser steps: train.epochs x steps per epoch
+  when epochs > 0, else train.total_steps; an epoch is train.steps_per_epoch or one pass over
+  the training windows (num_windows // data.batch_size, at least 1)."""
   per_epoch = config.train.steps_per_epoch or max(
     1, pipeline.num_windows(config.data, config.data.train_split) // config.data.batch_size
   )
@@ -140,7 +156,12 @@ def init_state(
   """Initialises replicated on the mesh, or from `init_from` weights. A method whose pretrained
   weights cover part of the network (MPM's encoder) maps them with `adapt_init(loaded, fresh)`; a
   method whose variables are more than one network's (PoSynDA: frozen denoiser, adapters, refiner,
-  teacher) builds them all with `init_variables(config, model, loaded)`."""
+  teacher) builds them all with `init_variables(config, model, loaded)`.
+
+  Returns:
+    A TrainState at step 0 replicated on `mesh`; the example inputs of `model.init` are
+    `method.init_inputs(config, model)` (a lifter: zeros (1, T, J, C_in)).
+  """
   inputs = method.init_inputs(config, model)
   loaded = load_init(config) if config.init_from.path else None
   variables = loaded
@@ -155,6 +176,9 @@ def init_state(
 
 
 def load_init(config: mlc.ConfigDict) -> dict[str, Any]:
+  """The variables of `config.init_from`: an official torch checkpoint (format 'torch', through
+  `jaxpose.convert.load_official` with config.model.kwargs as the official arguments) or a jaxpose
+  workdir / checkpoint (format 'orbax' or ''). {'params': ..., other collections}, numpy."""
   fmt, path = config.init_from.format or 'orbax', config.init_from.path
   if fmt == 'torch':
     from jaxpose import convert
@@ -166,6 +190,7 @@ def load_init(config: mlc.ConfigDict) -> dict[str, Any]:
 
 
 def compile_step(train_step, state, batch, writer, step: int):
+  """AOT-compiles `train_step` for these shapes and logs `compile_time_s` (seconds) at `step`."""
   t0 = time.time()
   compiled = train_step.lower(state, batch).compile()
   writer.write_scalars(step, {'compile_time_s': time.time() - t0})
@@ -175,8 +200,13 @@ def compile_step(train_step, state, batch, writer, step: int):
 def log_scalars(writer, bar, pending, lr_fn, since: tuple[int, float] | None) -> None:
   """Fetches pending step scalars, stops on a non-finite loss, writes the last one.
 
-  `since` = (step, time) of the previous log: steps/s is measured after the fetch, which waits
-  for the dispatched steps to finish (dispatch itself is asynchronous and nearly free).
+  `pending` holds (optimiser step, scalars on device) pairs; `since` = (step, Unix seconds) of
+  the previous log: steps/s is measured after the fetch, which waits for the dispatched steps to
+  finish (dispatch itself is asynchronous and nearly free). Adds `lr` (the schedule at that
+  step) and `steps_per_s`.
+
+  Raises:
+    FloatingPointError: a pending step has a non-finite loss.
   """
   if not pending:
     return
@@ -201,10 +231,13 @@ def log_scalars(writer, bar, pending, lr_fn, since: tuple[int, float] | None) ->
 
 
 def variables_of(state: state_lib.TrainState) -> dict[str, Any]:
+  """The model's variables of a TrainState: {'params': ..., **model_state}, for `model.apply`."""
   return {'params': state.params, **state.model_state}
 
 
 def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> dict[str, Any]:
+  """Evaluates `state`, logs eval/mpjpe_mm, eval/p_mpjpe_mm, eval/mpjpe_mm_frames (millimetres)
+  at `step` and offers the state to the best checkpoint. Returns the evaluation results."""
   res = evaluator.evaluate(
     eval_step, variables_of(state), config, mesh, max_batches=config.eval.max_batches
   )
@@ -222,7 +255,13 @@ _RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches
 
 
 def check_workdir_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
-  """Writes config.json, or refuses to resume a workdir that holds a different config."""
+  """Writes workdir/config.json, or refuses to resume a workdir that holds a different config.
+
+  Keys in `_RESUME_FREE` may differ; with train.allow_config_change any may.
+
+  Raises:
+    ValueError: listing every differing key with the workdir's and this run's values.
+  """
   path = workdir / 'config.json'
   new = _flat(config.to_dict())
   if path.exists():

@@ -30,6 +30,7 @@ class TrainState:
 
 
 def split_variables(variables: dict[str, Any]) -> tuple[PyTree, PyTree]:
+  """{'params': p, other collections...} -> (p, {other collections}) (model_state)."""
   variables = dict(variables)
   params = variables.pop('params')
   return params, variables
