@@ -44,3 +44,23 @@ def shared_dir() -> pathlib.Path:
   if not SHARED.exists():
     pytest.skip(f'shared directory {SHARED} not present')
   return SHARED
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+  """One line: where the parity fixtures were looked for and how many parity tests ran (a fresh
+  clone without ../shared skips them all, which is otherwise easy to miss)."""
+  stats = terminalreporter.stats
+  is_parity = lambda r: 'parity' in getattr(r, 'keywords', {})
+  ran = sum(
+    1
+    for key in ('passed', 'failed')
+    for r in stats.get(key, [])
+    if getattr(r, 'when', 'call') == 'call' and is_parity(r)
+  )
+  skipped = sum(1 for r in stats.get('skipped', []) if is_parity(r))
+  if not ran and not skipped:
+    return
+  d = parity_dir()
+  found = len(list(d.glob('*.npz'))) if d.is_dir() else 0
+  where = f'{d} ({found} fixture files)' if d.is_dir() else f'{d} (absent: set JAXPOSE_PARITY_DIR)'
+  terminalreporter.write_line(f'parity: {ran} tests ran, {skipped} skipped; fixtures in {where}')

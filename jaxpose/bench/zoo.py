@@ -1,6 +1,6 @@
 """The model zoo: one row per registered model + variant, cached in `zoo.json`, rendered to markdown.
 
-`jaxpose bench --zoo-markdown` recomputes every row (parameters and MACs from the jaxpr walker, no
+`jaxpose bench --zoo_markdown` recomputes every row (parameters and MACs from the jaxpr walker, no
 throughput, so the numbers are deterministic), writes `jaxpose/bench/zoo.json`, and rewrites the
 README between the markers `<!-- zoo:start -->` and `<!-- zoo:end -->`. The README table is a pure
 function of zoo.json (`render_markdown`), and tests/bench/test_zoo.py checks README == render(zoo.json)
@@ -269,7 +269,7 @@ def render_markdown(zoo: Mapping[str, Any]) -> str:
       '† per output frame when the model slides over a long sequence (marginal cost), the '
       "paper's regime; per clip = one receptive-field window."
     )
-  notes.append('Regenerate with `jaxpose bench --zoo-markdown`.')
+  notes.append('Regenerate with `jaxpose bench --zoo_markdown`.')
   return '\n'.join(lines) + '\n\n' + '\n\n'.join(notes) + '\n'
 
 

@@ -12,25 +12,36 @@ Run it again with the same workdir and it resumes (or, when finished, re-evaluat
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 
 import numpy as np
+from absl import flags
+
+from jaxpose.cli import common
 
 
 def default_data_dir() -> str:
   return os.environ.get('JAXPOSE_DATA_DIR') or str(pathlib.Path.home() / 'jaxpose_datasets')
 
 
-def main(argv: list[str]) -> int:
-  p = argparse.ArgumentParser(prog='jaxpose main', description=__doc__.split('\n\n')[0])
-  p.add_argument('--workdir', default='runs/main')
-  p.add_argument('--data_dir', default=default_data_dir())
-  p.add_argument('--steps', type=int, default=None, help='override the number of training steps')
-  args = p.parse_args(argv[1:])
+def make_flags() -> flags.FlagValues:
+  fv = flags.FlagValues()
+  flags.DEFINE_string('workdir', 'runs/main', 'run directory', flag_values=fv)
+  flags.DEFINE_string(
+    'data_dir', default_data_dir(), 'datasets root ($JAXPOSE_DATA_DIR)', flag_values=fv
+  )
+  flags.DEFINE_integer('steps', None, 'override the number of training steps', flag_values=fv)
+  return fv
+
+
+def main(argv: Sequence[str]) -> int:
+  """`jaxpose main`; argv[0] is the command."""
+  args = make_flags()
+  common.parse(args, argv, __doc__)
 
   from configs import motionagformer
   from jaxpose.data import build
