@@ -222,8 +222,9 @@ def head_variables(
 ) -> dict[str, Any]:
   """Converts `{prefix}deconv_layers.*` and `{prefix}final_layer.*` for a `DeconvHead`.
 
-  ConvTranspose2d weights (C_in, C_out, k, k) are flipped and transposed
-  (`conv_transpose_kernel`); the rest follows `convert_state_dict`.
+  ConvTranspose2d weights (C_in, C_out, k, k) are first rewritten as the equivalent direct
+  convolution's weight (`conv_transpose_as_conv_weight`: flipped, in/out swapped); then
+  everything goes through `convert_state_dict`.
 
   Args:
     state_dict: torch key -> array.
