@@ -1,4 +1,4 @@
-"""ResNet-18/34/50 (torchvision layout), the image backbone shared by the image models.
+"""ResNet-18/34/50: the torchvision-layout image backbone shared by the image models.
 
 Paper: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
 arXiv:1512.03385. Layout and names of torchvision's `torchvision.models.resnet` (the "v1.5"
