@@ -29,7 +29,12 @@ def _usage() -> str:
   return '\n'.join(lines)
 
 
+# Commands that run models: they re-execute once with glibc allocator settings (cli/runtime.py).
+_COMPUTE = ('train', 'eval', 'main', 'bench', 'demo')
+
+
 def main(argv: list[str] | None = None) -> int:
+  argv_from_process = argv is None
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ('-h', '--help', 'help'):
     print(_usage())
@@ -40,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
       f'jaxpose: unknown command {cmd!r}; valid commands: {", ".join(COMMANDS)}', file=sys.stderr
     )
     return 2
+  if argv_from_process and cmd in _COMPUTE:
+    from jaxpose.cli import runtime
+
+    runtime.maybe_reexec()  # allocator settings for XLA:CPU; replaces this process once
   module = importlib.import_module(COMMANDS[cmd][0])
   rc = module.main([cmd, *rest])
   return int(rc or 0)
