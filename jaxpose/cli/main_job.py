@@ -38,6 +38,23 @@ def make_flags() -> flags.FlagValues:
   return fv
 
 
+def side_by_side(res: dict, base: dict) -> str:
+  """Per-clip MPJPE / P-MPJPE (mm) of the trained model next to the mean-training-pose baseline."""
+  head = f'{"held-out clip":<16}{"MPJPE":>9}{"P-MPJPE":>9}   {"baseline MPJPE":>15}{"P-MPJPE":>9}'
+  rows = [head]
+  for g, v in res['per_group'].items():
+    b = base['per_group'].get(g, {})
+    rows.append(
+      f'{g:<16}{v["mpjpe_mm"]:>9.1f}{v["p_mpjpe_mm"]:>9.1f}   '
+      f'{b.get("mpjpe_mm", float("nan")):>15.1f}{b.get("p_mpjpe_mm", float("nan")):>9.1f}'
+    )
+  rows.append(
+    f'{"average":<16}{res["mpjpe_mm"]:>9.1f}{res["p_mpjpe_mm"]:>9.1f}   '
+    f'{base["mpjpe_mm"]:>15.1f}{base["p_mpjpe_mm"]:>9.1f}'
+  )
+  return '\n'.join(rows)
+
+
 def main(argv: Sequence[str]) -> int:
   """`jaxpose main`; argv[0] is the command."""
   args = make_flags()
@@ -73,12 +90,26 @@ def main(argv: Sequence[str]) -> int:
   plots.main_job_figure(
     rows, pred, gt, png, title='MotionAGFormer-XS on deepmimic (held-out clips)'
   )
-  from jaxpose.eval import evaluator
+  from jaxpose import sharding
+  from jaxpose.eval import baselines
 
-  print(evaluator.format_table(res))
+  base = baselines.mean_pose_baseline(config, sharding.make_mesh())
+  print(side_by_side(res, base))
   summary = {
     'mpjpe_mm': round(res['mpjpe_mm'], 2),
     'p_mpjpe_mm': round(res['p_mpjpe_mm'], 2),
+    'per_clip': {
+      g: {k: round(v[k], 2) for k in ('mpjpe_mm', 'p_mpjpe_mm')}
+      for g, v in res['per_group'].items()
+    },
+    'baseline_mean_pose': {
+      'mpjpe_mm': round(base['mpjpe_mm'], 2),
+      'p_mpjpe_mm': round(base['p_mpjpe_mm'], 2),
+      'per_clip': {
+        g: {k: round(v[k], 2) for k in ('mpjpe_mm', 'p_mpjpe_mm')}
+        for g, v in base['per_group'].items()
+      },
+    },
     'frames': res['num_frames'],
     'wall_s': round(time.time() - t0, 1),
     'png': str(png),
