@@ -1,6 +1,6 @@
 # jaxpose set-up commands. Both work on a fresh machine with only Python 3.11 (and make).
 #   make run    install jaxpose and run the main job (MotionAGFormer-XS on the embedded deepmimic data)
-#   make test   install jaxpose with its test extras and run the whole test suite
+#   make test   install jaxpose with its test extras, lint (ruff check + format --check), run the suite
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,11 +22,16 @@ install-test: $(VENV)/bin/activate
 run: install
 	$(VENV)/bin/jaxpose main --workdir $(WORKDIR)
 
+LINT_PATHS := jaxpose configs tfds_builders tests experiments
+
 test: install-test
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 lint: install-test
-	$(VENV)/bin/ruff check jaxpose configs tfds_builders tests experiments
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -61,7 +61,6 @@ def dataset(name: str, **kw: Any) -> mlc.ConfigDict:
 def get_base_config() -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.seed = 0
-  c.trainer = 'train.loop'  # module under jaxpose exposing run(config, workdir)
   c.data = data_block()
   c.model = mlc.ConfigDict(dict(name='motionagformer', variant='xs', dtype='float32'))
   c.model.kwargs = mlc.ConfigDict()  # open: checked against the Model's fields at build time
@@ -145,10 +144,17 @@ def start(arg: str | None, model: str, variants: Iterable[str], **flags: Any):
   return a, c
 
 
-def finish(c: mlc.ConfigDict, a: mlc.ConfigDict) -> mlc.ConfigDict:
-  """Applies `smoke` when asked, and locks."""
+def finish(
+  c: mlc.ConfigDict,
+  a: mlc.ConfigDict,
+  smoke_frames: int | None = None,
+  smoke_model: Mapping[str, Any] | None = None,
+) -> mlc.ConfigDict:
+  """Applies `smoke(c, smoke_frames, smoke_model)` when `a.smoke`, and locks."""
   if a.smoke:
-    smoke(c)
+    if smoke_frames is None:
+      raise ValueError(f'{c.model.name}: the smoke config needs smoke_frames and smoke_model')
+    smoke(c, smoke_frames, smoke_model or {})
   return locked(c)
 
 
@@ -157,15 +163,20 @@ def h36m_2d(data: str, source: str = 'cpn_ft_h36m_dbb') -> str:
   return source if data == 'h36m' else ''
 
 
-def smoke(c: mlc.ConfigDict) -> mlc.ConfigDict:
-  """Shrinks a run to seconds on a CPU: the model's TEST_OVERRIDES (a tiny width and depth), the
-  window length that model expects, the embedded deepmimic data, tiny steps and batches."""
-  from jaxpose import models
+def smoke(c: mlc.ConfigDict, frames: int, model: Mapping[str, Any]) -> mlc.ConfigDict:
+  """Shrinks a run to seconds on a CPU: a tiny model, the embedded deepmimic data, tiny steps.
 
+  Pure data, like every config: the paper config declares the tiny sizes (normally its model's
+  `TEST_OVERRIDES`) and the window length that tiny model takes; tests/configs checks that the
+  built model takes `frames` frames.
+
+  Args:
+    c: the config (unlocked).
+    frames: T of the tiny model's input windows (data.frames and data.stride).
+    model: model.kwargs overrides of the tiny model (width, depth, window length ...).
+  """
   with c.model.kwargs.unlocked():
-    c.model.kwargs.update(getattr(models.get_module(c.model.name), 'TEST_OVERRIDES', {}))
-  model = models.build(c.model.name, c.model.variant or None, **c.model.kwargs)
-  frames = int(models.example_input(model).shape[1])
+    c.model.kwargs.update(dict(model))
   from configs.data import deepmimic
 
   c.data.update(deepmimic.get(frames=frames, stride=frames))

@@ -18,7 +18,13 @@ Run book:
 from __future__ import annotations
 
 from configs import common, mixste
-from jaxpose.models import convformer
+
+# Window length of each variant (jaxpose/models/convformer.py VARIANTS; tests/configs checks them).
+FRAMES = {'243': 243, '81': 81, '27': 27, '243_d512': 243}
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of
+# jaxpose/models/convformer.py) and the window length that tiny model takes.
+SMOKE_MODEL = {'num_frames': 9, 'dim': 32, 'depth': 2}
+SMOKE_FRAMES = 9
 
 REFERENCE = {
   'source': 'ConvFormer, arXiv 2304.02147: the result tables are not available '
@@ -28,15 +34,13 @@ REFERENCE = {
 
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, variant='243', smoke=False, data='h36m')
-  if a.variant not in convformer.VARIANTS:
-    raise ValueError(
-      f'Unknown ConvFormer variant {a.variant!r}; valid: {", ".join(convformer.VARIANTS)}'
-    )
-  t = convformer.VARIANTS[a.variant]['num_frames']
+  if a.variant not in FRAMES:
+    raise ValueError(f'Unknown ConvFormer variant {a.variant!r}; valid: {", ".join(FRAMES)}')
+  t = FRAMES[a.variant]
   c = mixste.get_config(f'{t},data={a.data}')  # the recipe (data, loss, optimiser, schedule)
   c.model.name, c.model.variant = 'convformer', a.variant
   if a.smoke:
-    common.smoke(c)
+    common.smoke(c, SMOKE_FRAMES, SMOKE_MODEL)
   return c
 
 

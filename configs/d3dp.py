@@ -40,6 +40,23 @@ from configs import common
 FRAMES = {'243': 243, '81': 81, '27': 27}
 KEYPOINTS = {'cpn': 'cpn_ft_h36m_dbb', 'gt': 'gt'}
 LIFTER_VARIANT = {'mixste': '', 'motionagformer': 'b'}
+# The smoke run (`:smoke`): the denoiser at its test size (TEST_OVERRIDES of jaxpose/models/d3dp.py:
+# 9 frames, a tiny MixSTE with dropout on); another lifter takes its own TEST_OVERRIDES (less its
+# window length, which the denoiser's num_frames sets).
+SMOKE_MODEL = {'num_frames': 9}
+SMOKE_FRAMES = 9
+SMOKE_LIFTER = {
+  'mixste': (('dim', 32), ('depth', 2), ('drop_rate', 0.1)),
+  'motionagformer': (
+    ('n_layers', 1),
+    ('dim_feat', 16),
+    ('dim_rep', 8),
+    ('num_heads', 2),
+    ('drop', 0.1),
+    ('attn_drop', 0.1),
+    ('drop_path', 0.1),
+  ),
+}
 
 # mm; PCK % and AUC %. Keys: dataset -> 'H<h>_K<k>' (last step unless '_step<i>') -> protocol.
 REFERENCE = {
@@ -123,15 +140,8 @@ def get_config(arg: str | None = None):
   c.train.epochs = 400
   c.eval.flip_test = True  # flip TTA inside every denoising step
   if a.smoke:
-    common.smoke(c)
+    common.smoke(c, SMOKE_FRAMES, {**SMOKE_MODEL, 'lifter_kwargs': SMOKE_LIFTER[a.lifter]})
     c.data.use_conf = False
-    if a.lifter != 'mixste':  # the lifter's own tiny settings, not MixSTE's
-      from jaxpose import models
-      from jaxpose.models.d3dp import LIFTERS
-
-      frames = LIFTERS[a.lifter].frames
-      tiny = models.get_module(a.lifter).TEST_OVERRIDES
-      c.model.kwargs.lifter_kwargs = tuple((k, v) for k, v in tiny.items() if k != frames)
   return common.locked(c)
 
 

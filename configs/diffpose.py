@@ -39,6 +39,10 @@ from __future__ import annotations
 from configs import common
 
 VARIANTS = ('frame', 'video')
+# The smoke run (`:smoke`): GCNdiff at its test size (TEST_OVERRIDES of jaxpose/models/diffpose.py);
+# the video variant adds a tiny MixSTE initialiser on 9-frame windows.
+SMOKE_MODEL = {'hid_dim': 16, 'num_layers': 1}
+SMOKE_FRAMES = {'frame': 1, 'video': 9}
 KEYPOINTS = {'cpn': 'cpn_ft_h36m_dbb', 'gt': 'gt'}
 # (test_num_timesteps N, test_steps n) of the official ymls: seq = range(0, N, N // n).
 TEST_GRID = {
@@ -98,7 +102,7 @@ def get_config(arg: str | None = None):
       with c.model.kwargs.unlocked():
         c.model.kwargs.num_frames = 9
         c.model.kwargs.pose_kwargs = (('dim', 32), ('depth', 2))
-    common.smoke(c)
+    common.smoke(c, SMOKE_FRAMES[a.variant], SMOKE_MODEL)
     c.data.use_conf = False
   return common.locked(c)
 

@@ -31,6 +31,10 @@ from __future__ import annotations
 from configs import common
 
 FRAMES = {'243': 243, '81': 81, '27': 27, 'humaneva15_27': 27}
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of jaxpose/models/glagcn.py)
+# and the window it takes (receptive field 3 x 3). Declared here so configs stay pure data.
+SMOKE_MODEL = {'filter_widths': (3, 3), 'channels': 8}
+SMOKE_FRAMES = 9
 
 REFERENCE = {
   'source': (
@@ -63,7 +67,7 @@ def get_config(arg: str | None = None):
   c.train.epochs = 80
   c.eval.flip_test = False
   if a.smoke:
-    common.smoke(c)
+    common.smoke(c, SMOKE_FRAMES, SMOKE_MODEL)
     c.schedule.warmup_steps = 0
     c.data.mode = 'center'
   return common.locked(c)

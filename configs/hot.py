@@ -34,6 +34,18 @@ from __future__ import annotations
 from configs import common
 
 VARIANTS = ('hot_mixste', 'tpc_mixste', 'hot_motionbert', 'hot_motionagformer')
+# The smoke run (`:smoke`): HoT's test size (TEST_OVERRIDES of jaxpose/models/hot.py: the
+# backbone's own 'test' variant, 4 tokens at block 1) and the window that backbone takes.
+SMOKE_MODEL = {'backbone_variant': 'test', 'token_num': 4, 'layer_index': 1}
+# (token_num, layer_index) of each variant (jaxpose/models/hot.py VARIANTS), declared in
+# model.kwargs so the command line and sweeps can override them.
+PRUNING = {
+  'hot_mixste': (81, 3),
+  'tpc_mixste': (61, 7),
+  'hot_motionbert': (81, 1),
+  'hot_motionagformer': (81, 7),
+}
+SMOKE_FRAMES = {'hot_mixste': 9, 'tpc_mixste': 9, 'hot_motionbert': 9, 'hot_motionagformer': 5}
 
 # research/hot.md section 3: the README/abstract claims are verified, the per-model tables are not.
 REFERENCE = {
@@ -103,10 +115,12 @@ def get_config(arg: str | None = None):
   a, c = common.start(arg, 'hot', VARIANTS)
   c.method.name = 'hot'
   RECIPES[a.variant](c, a.data)
+  with c.model.kwargs.unlocked():
+    c.model.kwargs.token_num, c.model.kwargs.layer_index = PRUNING[a.variant]
   c.schedule.update(type='exponential_epoch', decay=0.99)
   c.eval.flip_test = True
   if a.smoke:
-    common.smoke(c)  # HoT's TEST_OVERRIDES: the backbone's own test size, 4 tokens at block 1
+    common.smoke(c, SMOKE_FRAMES[a.variant], SMOKE_MODEL)
     if a.variant == 'hot_motionagformer':  # its test backbone has a single layer
       c.model.kwargs.layer_index = 0
   return common.locked(c)

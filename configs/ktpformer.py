@@ -26,6 +26,10 @@ from __future__ import annotations
 from configs import common
 
 FRAMES = {'243': 243, '81': 81, '27': 27}
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of jaxpose/models/ktpformer.py)
+# and the window length that tiny model takes. Declared here so configs stay pure data.
+SMOKE_MODEL = {'num_frames': 9, 'dim': 32, 'depth': 1, 'num_heads': 4}
+SMOKE_FRAMES = 9
 
 REFERENCE = {
   'source': (
@@ -56,7 +60,7 @@ def get_config(arg: str | None = None):
   c.schedule.update(type='exponential_epoch', decay=0.99)
   c.train.epochs = 200
   c.eval.flip_test = True
-  return common.finish(c, a)
+  return common.finish(c, a, SMOKE_FRAMES, SMOKE_MODEL)
 
 
 def get_sweep(arg: str | None = None):

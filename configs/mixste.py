@@ -17,6 +17,10 @@ from __future__ import annotations
 from configs import common
 
 FRAMES = {'243': 243, '81': 81, '27': 27}
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of jaxpose/models/mixste.py)
+# and the window length that tiny model takes. Declared here so configs stay pure data.
+SMOKE_MODEL = {'num_frames': 9, 'dim': 32, 'depth': 2}
+SMOKE_FRAMES = 9
 
 REFERENCE = {
   'source': 'MixSTE, CVPR 2022 (arXiv 2203.00859) Tab. 1-3, recalled in research/mixste.md '
@@ -42,7 +46,7 @@ def get_config(arg: str | None = None):
   c.optim.update(name='adamw', lr=4e-5, weight_decay=0.1)
   c.schedule.update(type='exponential_epoch', decay=0.99)
   c.train.epochs = 120
-  return common.finish(c, a)
+  return common.finish(c, a, SMOKE_FRAMES, SMOKE_MODEL)
 
 
 def get_sweep(arg: str | None = None):

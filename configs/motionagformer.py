@@ -20,6 +20,19 @@ from configs import common
 
 FRAMES = {'xs': 27, 's': 81, 'b': 243, 'l': 243}
 FRAMES_3DHP = {'xs': 27, 's': 81, 'b': 81, 'l': 81}
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of jaxpose/models/motionagformer.py)
+# and the window length that tiny model takes. Declared here so configs stay pure data.
+SMOKE_MODEL = dict(
+  n_layers=1,
+  dim_feat=16,
+  dim_rep=8,
+  num_heads=2,
+  n_frames=5,
+  drop=0.1,
+  attn_drop=0.1,
+  drop_path=0.1,
+)
+SMOKE_FRAMES = 5
 
 # The paper's numbers (mm; PCK %, AUC %). Source: arXiv 2310.16288 Tables 1 and 3 via
 # research/motionagformer.md section 3; values marked unverified there are recalled, not checked.
@@ -69,7 +82,7 @@ def get_config(arg: str | None = None):
       c.model.kwargs.n_frames = c.data.frames
   if a.main:
     main_job(c)
-  return common.finish(c, a)
+  return common.finish(c, a, SMOKE_FRAMES, SMOKE_MODEL)
 
 
 def main_job(c):

@@ -15,6 +15,10 @@ from __future__ import annotations
 from configs import common
 
 VARIANTS = ('base', 'lite')
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of jaxpose/models/motionbert.py)
+# and the window length that tiny model takes. Declared here so configs stay pure data.
+SMOKE_MODEL = {'dim_feat': 32, 'dim_rep': 64, 'depth': 2, 'maxlen': 9}
+SMOKE_FRAMES = 9
 
 REFERENCE = {
   'source': 'MotionBERT README model zoo and issue #95 (research/motionbert.md section 3)',
@@ -36,7 +40,7 @@ def get_config(arg: str | None = None):
   c.optim.update(name='adamw', lr=2e-4, weight_decay=0.01)
   c.schedule.update(type='exponential_epoch', decay=0.99)
   c.train.epochs = 120
-  return common.finish(c, a)
+  return common.finish(c, a, SMOKE_FRAMES, SMOKE_MODEL)
 
 
 def get_sweep(arg: str | None = None):

@@ -30,6 +30,10 @@ from __future__ import annotations
 from configs import common
 
 VARIANTS = ('h36m_256', 'h36m')
+# The smoke run (`:smoke`): the prior at its test size (TEST_OVERRIDES of
+# jaxpose/models/platypose.py) and the window length that tiny model takes.
+SMOKE_MODEL = {'num_frames': 8, 'latent_dim': 32, 'ff_size': 64, 'num_layers': 2, 'max_len': 64}
+SMOKE_FRAMES = 8
 KEYPOINTS = {'cpn': 'cpn_ft_h36m_dbb', 'gt': 'gt'}
 
 # method.kwargs of the three evaluation configs (experiments/{h36m,3dhp,3dpw}.yaml).
@@ -90,7 +94,7 @@ def get_config(arg: str | None = None):
   c.train.update(epochs=0, total_steps=600_000, ckpt_every=10_000, log_every=100)
   c.eval.flip_test = False
   if a.smoke:
-    common.smoke(c)
+    common.smoke(c, SMOKE_FRAMES, SMOKE_MODEL)
     c.data.use_conf = True
     c.method.kwargs.update(num_samples=4, num_substeps=2)
   return common.locked(c)

@@ -34,6 +34,10 @@ from __future__ import annotations
 from configs import common
 
 FRAMES = {'243': 243, '81': 81, '27': 27}
+# The smoke run (`:smoke`): the D3DP denoiser at its test size (TEST_OVERRIDES of
+# jaxpose/models/d3dp.py) on 9-frame windows of the embedded deepmimic data (both domains).
+SMOKE_MODEL = {'num_frames': 9, 'lifter_kwargs': (('dim', 32), ('depth', 2), ('drop_rate', 0.1))}
+SMOKE_FRAMES = 9
 
 # mm. Keys: setting -> protocol.
 REFERENCE = {
@@ -91,7 +95,7 @@ def get_config(arg: str | None = None):
   c.train.epochs = 40
   c.eval.flip_test = True
   if a.smoke:
-    common.smoke(c)  # target: deepmimic (tiny denoiser, 9 frames, batch 8)
+    common.smoke(c, SMOKE_FRAMES, SMOKE_MODEL)  # target: deepmimic (batch 8)
     c.eval.protocol = 'h36m'
     with c.method.kwargs.unlocked():
       c.method.kwargs.update(

@@ -19,6 +19,10 @@ from __future__ import annotations
 from configs import common
 
 VARIANTS = ('published', 'l5')
+# The smoke run (`:smoke`): the model at its test size (TEST_OVERRIDES of jaxpose/models/uao.py)
+# and the window length that tiny model takes. Declared here so configs stay pure data.
+SMOKE_MODEL = {'channel': 32, 'layers': 1}
+SMOKE_FRAMES = 1  # single-frame lifter
 
 REFERENCE = {
   'source': 'UAO official README (research/uao.md): H36M, CPN 2D, Protocol 1',
@@ -45,7 +49,7 @@ def get_config(arg: str | None = None):
   c.seed = 1
   with c.method.kwargs.unlocked():
     c.method.kwargs.tto_iters = 4 if a.tto else 0
-  return common.finish(c, a)
+  return common.finish(c, a, SMOKE_FRAMES, SMOKE_MODEL)
 
 
 def get_sweep(arg: str | None = None):

@@ -44,3 +44,42 @@ def shared_dir() -> pathlib.Path:
   if not SHARED.exists():
     pytest.skip(f'shared directory {SHARED} not present')
   return SHARED
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+  """One line: where the parity fixtures were looked for and how many parity tests ran (a fresh
+  clone without ../shared skips them all, which is otherwise easy to miss)."""
+  stats = terminalreporter.stats
+  is_parity = lambda r: 'parity' in getattr(r, 'keywords', {})
+  ran = sum(
+    1
+    for key in ('passed', 'failed')
+    for r in stats.get(key, [])
+    if getattr(r, 'when', 'call') == 'call' and is_parity(r)
+  )
+  skipped = sum(1 for r in stats.get('skipped', []) if is_parity(r))
+  if not ran and not skipped:
+    return
+  d = parity_dir()
+  found = len(list(d.glob('*.npz'))) if d.is_dir() else 0
+  where = f'{d} ({found} fixture files)' if d.is_dir() else f'{d} (absent: set JAXPOSE_PARITY_DIR)'
+  terminalreporter.write_line(f'parity: {ran} tests ran, {skipped} skipped; fixtures in {where}')
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory) -> pathlib.Path:
+  """h36m/gt, h36m/sh and mpi_inf_3dhp built from synthetic files (session-wide, built on first use)."""
+  import tensorflow_datasets as tfds
+
+  from jaxpose.data import build, synthetic
+
+  tfds.disable_progress_bar()
+  manual = tmp_path_factory.mktemp('manual')
+  synthetic.write_h36m_vp3d(manual, sources=('gt',), num_frames=40)
+  synthetic.write_h36m_sh(manual)
+  synthetic.write_mpi_inf_3dhp(manual, num_frames=30)
+  out = tmp_path_factory.mktemp('tfds')
+  build.build('h36m', 'gt', manual, out)
+  build.build('h36m', 'sh', manual, out)
+  build.build('mpi_inf_3dhp', None, manual, out)
+  return out

@@ -15,15 +15,17 @@ shrink the denoiser for quick checks. Prints a Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
+from absl import flags
 
 from jaxpose import models
 from jaxpose.bench.flops import abstract_variables, count_macs
 from jaxpose.bench.throughput import time_fn
+from jaxpose.cli import common
 from jaxpose.methods import d3dp
 
 
@@ -31,17 +33,17 @@ def _pairs(text: str) -> list[tuple[int, int]]:
   return [tuple(map(int, s.split('x'))) for s in filter(None, text.split(','))]
 
 
-def main():
-  p = argparse.ArgumentParser()
-  p.add_argument('--frames', type=int, default=243)
-  p.add_argument('--batch', type=int, default=1)
-  p.add_argument('--settings', default='1x1,5x5,20x10')
-  p.add_argument('--time', default='1x1')
-  p.add_argument('--repeats', type=int, default=3)
-  p.add_argument('--warmup', type=int, default=1)
-  p.add_argument('--dim', type=int, default=512)
-  p.add_argument('--depth', type=int, default=8)
-  args = p.parse_args()
+def main(argv=None):
+  args = flags.FlagValues()
+  flags.DEFINE_integer('frames', 243, 'window length T', flag_values=args)
+  flags.DEFINE_integer('batch', 1, 'windows per sampler call', flag_values=args)
+  flags.DEFINE_string('settings', '1x1,5x5,20x10', 'HxK settings counted', flag_values=args)
+  flags.DEFINE_string('time', '1x1', 'HxK settings timed', flag_values=args)
+  flags.DEFINE_integer('repeats', 3, 'timed windows', flag_values=args)
+  flags.DEFINE_integer('warmup', 1, 'untimed calls', flag_values=args)
+  flags.DEFINE_integer('dim', 512, 'denoiser width', flag_values=args)
+  flags.DEFINE_integer('depth', 8, 'denoiser depth', flag_values=args)
+  common.parse(args, sys.argv if argv is None else argv, __doc__)
 
   model = models.build(
     'd3dp', num_frames=args.frames, lifter_kwargs=(('dim', args.dim), ('depth', args.depth))

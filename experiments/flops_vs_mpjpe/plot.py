@@ -13,7 +13,6 @@ and a markdown table.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
 import importlib
@@ -262,14 +261,22 @@ def markdown(points, ours) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  p.add_argument('--bench', default='', help='bench.json (default: jaxpose/bench/zoo.json)')
-  p.add_argument('--workdirs', nargs='*', default=[], help='glob(s) of jaxpose training workdirs')
-  p.add_argument('--macs', choices=('linear', 'all'), default='linear', help='MAC convention')
-  p.add_argument('--dataset', default='h36m', help='dataset of the reference and of our runs')
-  p.add_argument('--any-dataset', action='store_true', help='plot our runs on any dataset')
-  p.add_argument('--out', default=str(pathlib.Path(__file__).parent / 'out'))
-  args = p.parse_args(argv)
+  from absl import flags
+
+  from jaxpose.cli import common
+
+  args = flags.FlagValues()
+  flags.DEFINE_string('bench', '', 'bench.json (default: jaxpose/bench/zoo.json)', flag_values=args)
+  flags.DEFINE_list('workdirs', [], 'glob(s) of jaxpose training workdirs', flag_values=args)
+  flags.DEFINE_enum('macs', 'linear', ['linear', 'all'], 'MAC convention', flag_values=args)
+  flags.DEFINE_string(
+    'dataset', 'h36m', 'dataset of the reference and of our runs', flag_values=args
+  )
+  flags.DEFINE_bool('any_dataset', False, 'plot our runs on any dataset', flag_values=args)
+  flags.DEFINE_string(
+    'out', str(pathlib.Path(__file__).parent / 'out'), 'output dir', flag_values=args
+  )
+  common.parse(args, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)], __doc__)
   bench = pathlib.Path(args.bench) if args.bench else REPO / 'jaxpose' / 'bench' / 'zoo.json'
   rows = load_rows(bench)
   points, skipped = collect_points(rows, args.macs, args.dataset)

@@ -17,19 +17,21 @@ Prints a markdown table (speed-up = backbone step time / wrapped step time) and 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import flags
 
 from jaxpose import models
 from jaxpose.bench import flops, throughput
+from jaxpose.cli import common
 from jaxpose.models import hot
 
 # (label, (name, variant)) rows; the first row of a pair is the backbone.
@@ -173,17 +175,15 @@ def table(rows: list[dict], pairs: dict) -> str:
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument('--pairs', nargs='*', default=list(PAIRS), choices=list(PAIRS))
-  p.add_argument('--batch', type=int, default=1)
-  p.add_argument(
-    '--frames', type=int, default=None, help='clip length (default: 243, as published)'
-  )
-  p.add_argument('--warmup', type=int, default=1)
-  p.add_argument('--repeats', type=int, default=3)
-  p.add_argument('--train', action='store_true', help='also time a training step')
-  p.add_argument('--out', default='bench_out/hot_throughput.json')
-  args = p.parse_args(argv)
+  args = flags.FlagValues()
+  flags.DEFINE_multi_enum('pairs', list(PAIRS), list(PAIRS), 'backbone pairs', flag_values=args)
+  flags.DEFINE_integer('batch', 1, 'clips per call', flag_values=args)
+  flags.DEFINE_integer('frames', None, 'clip length (default: 243, as published)', flag_values=args)
+  flags.DEFINE_integer('warmup', 1, 'untimed calls', flag_values=args)
+  flags.DEFINE_integer('repeats', 3, 'timed windows', flag_values=args)
+  flags.DEFINE_bool('train', False, 'also time a training step', flag_values=args)
+  flags.DEFINE_string('out', 'bench_out/hot_throughput.json', 'output json', flag_values=args)
+  common.parse(args, sys.argv if argv is None else ['run.py', *argv], __doc__)
   pairs = {k: PAIRS[k] for k in args.pairs}
   rows = []
   for members in pairs.values():
@@ -196,7 +196,7 @@ def main(argv=None):
     'cpu_count': os.cpu_count(),
     'loadavg': os.getloadavg(),
     'jax': jax.__version__,
-    'args': vars(args),
+    'args': args.flag_values_dict(),
   }
   print(table(rows, pairs))
   os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)

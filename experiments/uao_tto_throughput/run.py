@@ -13,31 +13,33 @@ needs ~17 GB unless `--chunk` bounds the samples optimised at once (per_sample m
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
+from absl import flags
 
 from jaxpose import models
 from jaxpose.bench.throughput import time_fn
+from jaxpose.cli import common
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import uao
 
 CAM = np.array([2.29, 2.288, 0.025, 0.029, -0.207, 0.248, -0.003, -0.001, -0.0014], np.float32)
 
 
-def main():
-  p = argparse.ArgumentParser()
-  p.add_argument('--batches', default='1,128,1024')
-  p.add_argument('--repeats', type=int, default=3)
-  p.add_argument('--warmup', type=int, default=1)
-  p.add_argument('--modes', default='per_sample,batch')
-  p.add_argument('--chunk', type=int, default=0, help='per_sample chunk_size (0: whole batch)')
-  p.add_argument('--variant', default='published')
-  args = p.parse_args()
+def main(argv=None):
+  args = flags.FlagValues()
+  flags.DEFINE_string('batches', '1,128,1024', 'batch sizes', flag_values=args)
+  flags.DEFINE_integer('repeats', 3, 'timed windows', flag_values=args)
+  flags.DEFINE_integer('warmup', 1, 'untimed calls', flag_values=args)
+  flags.DEFINE_string('modes', 'per_sample,batch', 'TTO modes', flag_values=args)
+  flags.DEFINE_integer('chunk', 0, 'per_sample chunk_size (0: whole batch)', flag_values=args)
+  flags.DEFINE_string('variant', 'published', 'GUMLP variant', flag_values=args)
+  common.parse(args, sys.argv if argv is None else argv, __doc__)
 
   model = models.build('uao', args.variant)
   variables = jax.jit(lambda k: model.init(k, models.example_input(model), train=False))(

@@ -264,7 +264,7 @@ def abstract_variables(model: Any, x: Any) -> Any:
 
 
 def _apply_fn(model: Any) -> Callable[..., Any]:
-  return lambda variables, x: model.apply(variables, x, train=False)
+  return lambda variables, *xs: model.apply(variables, *xs, train=False)
 
 
 def _frames_out(out: Any) -> int:
@@ -291,8 +291,9 @@ def model_flops(
   are cheap to count on CPU).
 
   Args:
-    model: a jaxpose lifter (flax Module with `__call__(x, *, train)`).
-    x: the input, (1, T, J, C_in); default `jaxpose.models.example_input(model)`.
+    model: a registry model (lifter or image model; several inputs through the module's
+      `example_inputs`).
+    x: the input, (1, T, J, C_in); default `jaxpose.models.example_inputs(model)`.
     variables: its variables (arrays or ShapeDtypeStructs); default from `model.init`'s shapes.
     xla: also lower and report XLA's cost-analysis FLOPs (costs one lowering).
     stream_extra_frames: for models that output fewer frames than they read (T_out < T_in, e.g.
@@ -302,23 +303,26 @@ def model_flops(
       longer input.
 
   Returns:
-    A dict with `params`, `frames_in`, `frames_out`, `macs_linear` (Linear + Conv, thop style),
+    A dict with `params`, `input` (the example input's shape without the batch axis, e.g.
+    '27x17x3' or '256x256x3 image'), `frames_in`, `frames_out` (1 for image models), `macs_linear` (Linear + Conv, thop style),
     `macs_all` (all matmuls), `macs_dense`, `macs_conv`, `macs_matmul`, the `*_per_frame`
     versions (divided by frames_out) and `flops_xla` (None when unavailable), all per clip.
   """
-  if x is None:
-    from jaxpose.models import example_input
+  from jaxpose.models import example_inputs, input_kind
 
-    x = example_input(model, batch=1)
-  x = jax.ShapeDtypeStruct(x.shape, x.dtype)
+  xs = tuple(example_inputs(model, batch=1)) if x is None else (x,)
+  xs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in xs)
+  x = xs[0]
+  image = input_kind(model) == 'image'
   if variables is None:
-    variables = abstract_variables(model, x)
+    variables = jax.eval_shape(lambda *a: model.init(jax.random.key(0), *a, train=False), *xs)
   apply = _apply_fn(model)
-  macs = count_macs(apply, variables, x)
-  frames_out = _frames_out(jax.eval_shape(apply, variables, x))
+  macs = count_macs(apply, variables, *xs)
+  frames_out = 1 if image else _frames_out(jax.eval_shape(apply, variables, *xs))
   rep: dict[str, Any] = {
     'params': param_count(variables),
-    'frames_in': int(x.shape[1]),
+    'input': 'x'.join(str(d) for d in x.shape[1:]) + (' image' if image else ''),
+    'frames_in': 1 if image else int(x.shape[1]),
     'frames_out': frames_out,
     'macs_linear': macs.thop,
     'macs_all': macs.total,
@@ -328,9 +332,9 @@ def model_flops(
     'macs_linear_per_frame': macs.thop / frames_out,
     'macs_all_per_frame': macs.total / frames_out,
   }
-  if frames_out < x.shape[1]:
+  if not image and len(xs) == 1 and frames_out < x.shape[1]:
     rep.update(_stream_per_frame(apply, variables, x, macs, frames_out, stream_extra_frames))
-  rep['flops_xla'] = xla_flops(apply, variables, x) if xla else None
+  rep['flops_xla'] = xla_flops(apply, variables, *xs) if xla else None
   return rep
 
 

@@ -1,6 +1,6 @@
 """The model zoo: one row per registered model + variant, cached in `zoo.json`, rendered to markdown.
 
-`jaxpose bench --zoo-markdown` recomputes every row (parameters and MACs from the jaxpr walker, no
+`jaxpose bench --zoo_markdown` recomputes every row (parameters and MACs from the jaxpr walker, no
 throughput, so the numbers are deterministic), writes `jaxpose/bench/zoo.json`, and rewrites the
 README between the markers `<!-- zoo:start -->` and `<!-- zoo:end -->`. The README table is a pure
 function of zoo.json (`render_markdown`), and tests/bench/test_zoo.py checks README == render(zoo.json)
@@ -9,7 +9,8 @@ and zoo.json == the registry, so the table cannot drift from the code unnoticed.
 Columns and where they come from:
   * Paper: the model module's docstring (first line up to ':', the venue and year and the arXiv id
     of its `Paper:` paragraph).
-  * Frames: T of `jaxpose.models.example_input` (one clip).
+  * Frames: T of `jaxpose.models.example_inputs` (one clip); image models show their input size
+    (H×W img) and count MACs per image.
   * Params ours: the `params` collection; paper: `PAPER[variant]['params']`.
   * GMACs per clip, Linear/Conv (thop style) and all matmuls (fvcore style); MMACs per output frame
     (Linear/Conv). For models with fewer output than input frames (VideoPose3D) the per-frame cost is
@@ -140,6 +141,7 @@ def all_specs() -> list[tuple[str, str | None]]:
 
 _ZOO_KEYS = (
   'params',
+  'input',
   'frames_in',
   'frames_out',
   'macs_linear',
@@ -224,6 +226,15 @@ def _paper_cell(f: Mapping[str, Any]) -> str:
   return f'{cell} ({f["venue"]})' if f.get('venue') else cell
 
 
+def _frames_cell(r: Mapping[str, Any]) -> str:
+  """T for lifters; the input size for image models ('256×256 img')."""
+  inp = str(r.get('input') or '')
+  if inp.endswith(' image'):
+    h, w = inp.split('x')[:2]
+    return f'{h}×{w} img'
+  return str(r['frames_in'])
+
+
 def render_markdown(zoo: Mapping[str, Any]) -> str:
   """The README zoo table (deterministic: a function of `zoo` only)."""
   head = (
@@ -245,7 +256,7 @@ def render_markdown(zoo: Mapping[str, Any]) -> str:
       r['model'],
       r['variant'] or '–',
       _paper_cell(f),
-      str(r['frames_in']),
+      _frames_cell(r),
       _m(r['params'], 1e6),
       _m(r.get('paper_params'), 1e6),
       _m(r['macs_linear'], 1e9),
@@ -269,7 +280,7 @@ def render_markdown(zoo: Mapping[str, Any]) -> str:
       '† per output frame when the model slides over a long sequence (marginal cost), the '
       "paper's regime; per clip = one receptive-field window."
     )
-  notes.append('Regenerate with `jaxpose bench --zoo-markdown`.')
+  notes.append('Regenerate with `jaxpose bench --zoo_markdown`.')
   return '\n'.join(lines) + '\n\n' + '\n\n'.join(notes) + '\n'
 
 

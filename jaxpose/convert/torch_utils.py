@@ -1,4 +1,4 @@
-"""Mapping official PyTorch state dicts onto Flax variable trees (no torch import here).
+"""Mapping official PyTorch state dicts onto Flax variable trees (torch imported only to read files).
 
 Conventions every port shares:
   torch Linear weight (out, in)             -> params/.../kernel (in, out)        (transpose)
@@ -13,22 +13,40 @@ names list members: `layers.0.mlp.fc1` -> `layers_0/mlp/fc1`. A port whose names
 
 `convert_state_dict` decides each leaf by looking at the reference tree (from
 `jax.eval_shape(model.init, ...)`), and fails with the missing/unexpected keys and shape
-mismatches when the converted tree is not exactly the reference's.
+mismatches when the converted tree is not exactly the reference's. `convert_for_model` is the tail
+every `from_torch` shares (build the reference with `abstract_variables`, then convert);
+`check_variables` checks hand-converted trees the same way. `read_checkpoint`,
+`extract_state_dict`, `strip_prefixes` and `to_numpy` read official files (re-exported by
+`jaxpose.convert`). This module imports no jaxpose model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+import pathlib
+import pickle
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 SKIPPED_SUFFIXES = ('num_batches_tracked',)
+# Where official training scripts keep the weights inside a checkpoint dict, most specific first
+# (VideoPose3D-style files hold 'model_pos' next to 'model_traj').
+STATE_DICT_KEYS = ('model_pos', 'model', 'state_dict', 'model_state_dict', 'net', 'params')
+# Wrapper prefixes of saved state dicts: DataParallel / DistributedDataParallel, torch.compile.
+WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 
 
 def linear(weight: np.ndarray, bias: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """torch Linear (out, in) [+ (out,)] -> {'kernel': (in, out), 'bias': (out,)}."""
-  out = {'kernel': np.asarray(weight).T}
+  """torch Linear (out, in) or Conv1d with kernel size 1 (out, in, 1) [+ bias (out,)] ->
+  {'kernel': (in, out), 'bias': (out,)}."""
+  w = np.asarray(weight)
+  if w.ndim == 3 and w.shape[-1] == 1:
+    w = w[..., 0]
+  out = {'kernel': w.T}
   if bias is not None:
     out['bias'] = np.asarray(bias)
   return out
@@ -164,3 +182,158 @@ def _listing(title: str, items: list[str], limit: int = 20) -> str:
     return ''
   more = f'\n    ... {len(items) - limit} more' if len(items) > limit else ''
   return f'  {title} ({len(items)}):\n    ' + '\n    '.join(items[:limit]) + more + '\n'
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading official checkpoints (torch imported lazily, only for torch files).
+
+
+def strip_prefixes(
+  state_dict: Mapping[str, Any], prefixes: Sequence[str] = WRAPPER_PREFIXES
+) -> dict[str, Any]:
+  """Drops wrapper prefixes (`module.`, `_orig_mod.`, repeated) from every key; values unchanged."""
+  out = {}
+  for k, v in state_dict.items():
+    while k.startswith(tuple(prefixes)):
+      k = k.split('.', 1)[1]
+    out[k] = v
+  return out
+
+
+def read_checkpoint(path: str | os.PathLike, *, trust_pickle: bool = False) -> Mapping[str, Any]:
+  """Reads a `.pth`/`.pth.tr`/`.pt`/`.bin`/`.ckpt` (torch), `.safetensors` or `.npz` file."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f'checkpoint {path} does not exist')
+  if path.suffix == '.npz':
+    with np.load(path, allow_pickle=False) as z:
+      return {k: z[k] for k in z.files}
+  if path.suffix == '.safetensors':
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+  try:
+    import torch
+  except ImportError as e:
+    raise ImportError(f'reading {path} needs torch: pip install "jaxpose[torch]"') from e
+  if trust_pickle:
+    return torch.load(path, map_location='cpu', weights_only=False)
+  try:
+    return torch.load(path, map_location='cpu', weights_only=True)
+  except pickle.UnpicklingError:
+    # Training scripts often pickle numpy scalars (best error, epoch) next to the weights.
+    with torch.serialization.safe_globals(_numpy_safe_globals()):
+      try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+      except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(
+          f'{path}: holds objects other than tensors and numpy scalars; if the file is from a '
+          f'trusted source pass trust_pickle=True. Original error: {e}'
+        ) from e
+
+
+def _numpy_safe_globals() -> list[Any]:
+  import numpy.dtypes as npd
+
+  scalar = getattr(np, '_core', np).multiarray.scalar
+  return [scalar, np.dtype, *(getattr(npd, n) for n in dir(npd) if n.endswith('DType'))]
+
+
+def extract_state_dict(
+  checkpoint: Mapping[str, Any], checkpoint_key: str | None = None
+) -> dict[str, np.ndarray]:
+  """Finds the state dict in a checkpoint dict, strips wrapper prefixes, converts to numpy.
+
+  Args:
+    checkpoint: a loaded checkpoint: a state dict, or a dict holding one.
+    checkpoint_key: the key of the state dict; None picks the first of STATE_DICT_KEYS present.
+
+  Returns:
+    {key without 'module.'/'_orig_mod.' prefixes: numpy array}.
+  """
+  if checkpoint_key is not None:
+    if checkpoint_key not in checkpoint:
+      raise KeyError(f'checkpoint has no {checkpoint_key!r}; keys: {sorted(checkpoint)}')
+    state = checkpoint[checkpoint_key]
+  elif all(_is_array(v) for v in checkpoint.values()):
+    state = checkpoint
+  else:
+    found = [k for k in STATE_DICT_KEYS if isinstance(checkpoint.get(k), Mapping)]
+    if not found:
+      raise KeyError(
+        f'no state dict in checkpoint: none of {STATE_DICT_KEYS} among keys {sorted(checkpoint)}; '
+        'pass checkpoint_key='
+      )
+    state = checkpoint[found[0]]
+  return strip_prefixes({k: to_numpy(v) for k, v in state.items() if _is_array(v)})
+
+
+def _is_array(v: Any) -> bool:
+  return isinstance(v, np.ndarray) or type(v).__module__.startswith('torch')
+
+
+def to_numpy(v: Any) -> np.ndarray:
+  """torch tensor (any device, bf16 widened to float32) or array-like -> numpy."""
+  if type(v).__module__.startswith('torch'):
+    v = v.detach().cpu()
+    if str(v.dtype) == 'torch.bfloat16':
+      v = v.float()
+    return v.numpy()
+  return np.asarray(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tail every `from_torch` shares: abstract variables of the built model, then the conversion.
+
+
+def abstract_variables(model: Any, *inputs: Any, **init_kwargs: Any) -> Any:
+  """Shapes and dtypes of `model.init(key, *inputs, train=False, **init_kwargs)`, allocating
+  nothing (jax.eval_shape).
+
+  Args:
+    model: a flax module.
+    *inputs: example inputs: arrays, ShapeDtypeStructs, shape tuples (float32 zeros), e.g.
+      `(1, *input_shape(model))` for a lifter's (1, T, J, C_in) window, or None (passed as is).
+    **init_kwargs: more keywords of `init` (e.g. a diffusion timestep `t`).
+
+  Returns:
+    The variables pytree with jax.ShapeDtypeStruct leaves.
+  """
+  xs = [
+    x if x is None else jnp.zeros(x, jnp.float32) if isinstance(x, tuple) else jnp.zeros_like(x)
+    for x in inputs
+  ]
+  return jax.eval_shape(lambda: model.init(jax.random.key(0), *xs, train=False, **init_kwargs))
+
+
+def convert_for_model(
+  state_dict: Mapping[str, Any],
+  model: Any,
+  *inputs: Any,
+  rename: Callable[[str], str] | None = None,
+  skip: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
+  """`convert_state_dict(state_dict, abstract_variables(model, *inputs), rename=, skip=)`: the
+  variables of `model` from a torch state dict, shaped exactly like `model.init`'s (raises with
+  the missing / unexpected keys and shape mismatches otherwise)."""
+  return convert_state_dict(
+    state_dict, abstract_variables(model, *inputs), rename=rename, skip=skip
+  )
+
+
+def check_variables(variables: Mapping[str, Any], reference: Mapping[str, Any], what: str) -> None:
+  """Raises ValueError naming every path whose presence or shape differs between `variables`
+  (e.g. hand-converted ones) and `reference` (e.g. `abstract_variables(model, ...)`); `what`
+  names the model in the message."""
+  got = {'/'.join(k): tuple(np.shape(v)) for k, v in flatten(variables).items()}
+  ref = {'/'.join(k): tuple(v.shape) for k, v in flatten(reference).items()}
+  missing = sorted(set(ref) - set(got))
+  extra = sorted(set(got) - set(ref))
+  bad = sorted(f'{k}: {got[k]} != {ref[k]}' for k in set(got) & set(ref) if got[k] != ref[k])
+  if missing or extra or bad:
+    raise ValueError(
+      f'converted checkpoint does not fit {what}:\n'
+      + _listing('missing (in model, not in checkpoint)', missing)
+      + _listing('unexpected (in checkpoint, not in model)', extra)
+      + _listing('shape mismatches', bad)
+    )

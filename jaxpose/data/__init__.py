@@ -1,10 +1,13 @@
-"""Data: TFDS builders' helpers, the grain input pipeline and test fixtures.
+"""Data: TFDS builders' helpers, the grain input pipeline and test fixtures (host side, numpy).
+
+The command lines are in jaxpose/cli/data.py (`jaxpose data build|list|bench|gmm`).
 
 Modules (import the one you need; nothing heavy is imported here):
   build      build / ensure_built datasets, data_dir resolution, NotBuiltError
-  cli        `jaxpose data build|list|bench`
   deepmimic  DeepMimic clips from pybullet -> H36M-17 (the embedded real dataset)
+  gmm        DiffPose-style 2D Gaussian mixtures (`jaxpose data gmm` writes the files)
   io         readers of the official files with precise DataFormatError messages
+  paired     two-domain training iterator (target stream + cycled source stream)
   pipeline   train_iterator, eval_batches, sequence_table, num_windows, reassemble, flip_batch
   sources    SequenceStore over tfds.data_source (no TensorFlow)
   synthetic  tiny files in every official format, for tests

@@ -44,6 +44,7 @@ def _tfds():
 
 
 def names() -> tuple[str, ...]:
+  """The dataset names of tfds_builders (h36m, mpi_inf_3dhp, humaneva, pw3d, deepmimic, ...)."""
   import tfds_builders
 
   return tfds_builders.NAMES

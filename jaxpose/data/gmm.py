@@ -25,13 +25,12 @@ builder's `*_gmm` configs read):
   metadata      {'format': 'jaxpose-gmm-1', 'num_joints', 'num_kernels', 'keypoints_symmetry',
                 'method', 'units': {...}}.
 Mixture arrays returned by the fitting functions keep the std in pixels (columns 3:5);
-`to_file_units` converts them. Run `python -m jaxpose.data.gmm --help` to convert a VideoPose3D
+`to_file_units` converts them. Run `jaxpose data gmm --help` to convert a VideoPose3D
 2D file (no confidences: the degenerate mixture unless `--conf` gives a confidence file).
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -344,27 +343,3 @@ def convert_vp3d_file(
     sym = z['metadata'].item().get('keypoints_symmetry') if 'metadata' in z.files else None
   method = 'from_keypoints' + ('' if conf_file else ' (no confidences: degenerate)')
   return write_file(dst, out, method=method, keypoints_symmetry=sym)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-  p = argparse.ArgumentParser(prog='python -m jaxpose.data.gmm', description=__doc__.split('\n')[0])
-  p.add_argument('src', help='VideoPose3D 2D file, e.g. data_2d_h36m_cpn_ft_h36m_dbb.npz')
-  p.add_argument('dst', help='output, e.g. data_2d_h36m_cpn_ft_h36m_dbb_gmm.npz')
-  p.add_argument('--conf', default=None, help="npz with per-camera confidences under 'confidence'")
-  p.add_argument('--std-px', type=float, default=5.0)
-  p.add_argument('--broad-std-px', type=float, default=20.0)
-  p.add_argument('--swap-prob', type=float, default=0.5)
-  a = p.parse_args(argv)
-  out = convert_vp3d_file(
-    a.src,
-    a.dst,
-    conf_file=a.conf,
-    std_px=a.std_px,
-    broad_std_px=a.broad_std_px,
-    swap_prob=a.swap_prob,
-  )
-  print(f'wrote {out}')
-
-
-if __name__ == '__main__':
-  main()

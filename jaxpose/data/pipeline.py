@@ -81,7 +81,10 @@ def _get(data_cfg: Any, key: str) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-  """Everything the pipeline needs from the data config and the dataset's metadata."""
+  """Everything the pipeline needs from the data config and the dataset's metadata: the dataset
+  (name, config, data_dir, split), windows of `frames` frames every `stride` frames in `mode`
+  ('seq2seq' or 'center'), `use_conf` (a confidence channel), `flip_aug`, the joint layouts of
+  the 2D and 3D (skeleton names), the 3D root joint index, and `window_targets`."""
 
   name: str
   config: str
@@ -106,6 +109,11 @@ def _store(data_cfg: Any, split: str) -> sources.SequenceStore:
 
 def make_spec(data_cfg: Any, split: str, store: sources.SequenceStore | None = None) -> Spec:
   """Checks the config against the dataset (layout, joint count) and returns the Spec.
+
+  Args:
+    data_cfg: the config's data block (ConfigDict, dict or object).
+    split: the split whose metadata is checked.
+    store: the split's SequenceStore (opened when None).
 
   Raises:
     ValueError: data.skeleton or data.num_joints disagree with the built dataset.
@@ -166,6 +174,7 @@ class WindowSource:
     return {**self.__dict__, '_prepared': {}}
 
   def sequence(self, seq_id: int) -> Example:
+    """The prepared whole sequence `seq_id` (`prepare_sequence`), cached in this process."""
     seq = self._prepared.get(seq_id)
     if seq is None:
       seq = self._prepared[seq_id] = prepare_sequence(
@@ -206,9 +215,10 @@ def prepare_sequence(record: Example, spec: Spec) -> Example:
   """A decoded record -> whole-sequence model arrays (normalize_2d, add_confidence, root_relative).
 
   Returns:
-    {'kp2d_norm' (L, J2, C_in), 'pose3d_cam' (L, J3, 3) root-relative, 'pose3d_root' (L, 1, 3),
-     'valid' (L,),
-     'scale_2_5d' (L,), 'cam_intrinsics' (9,), 'res_w', 'res_h', 'num_frames'}.
+    {'kp2d_norm' (L, J2, C_in) normalised screen coordinates (+ confidence),
+     'pose3d_cam' (L, J3, 3) metres, camera frame, root-relative, 'pose3d_root' (L, 1, 3) metres,
+     'valid' (L,) bool, 'scale_2_5d' (L,) metres per pose3d_cam unit, 'cam_intrinsics' (9,)
+     pixels [fx, fy, cx, cy, k1, k2, k3, p1, p2], 'res_w', 'res_h' pixels, 'num_frames' L}.
   """
   ex = {k: record[k] for k in ('kp2d_px', 'kp2d_conf', 'pose3d_cam', 'res_w', 'res_h')}
   ex = transforms.normalize_2d(ex)
@@ -297,7 +307,12 @@ def _window_index(data_cfg: Any, split: str, train: bool) -> tuple[Spec, Any, np
 
 
 def train_dataset(data_cfg: Any, *, seed: int, process_index: int = 0, process_count: int = 1):
-  """The infinite MapDataset of per-host training batches (element i = this host's batch i)."""
+  """The infinite MapDataset of per-host training batches (element i = this host's batch i).
+
+  Batches hold data.batch_size // process_count windows with the keys and shapes of the module
+  docstring (kp2d_norm (b, T, J2, C_in), pose3d_cam (b, T_out, J3, 3) metres, ...); the order
+  and the flips depend only on (seed, batch index).
+  """
   split = _get(data_cfg, 'train_split')
   spec, store, index = _window_index(data_cfg, split, train=True)
   if len(index) == 0:
@@ -342,9 +357,11 @@ class TrainIterator(grain.DatasetIterator):
     return batch
 
   def get_state(self) -> dict[str, Any]:
+    """{'batches': batches consumed, 'seed': the stream's seed}."""
     return {'batches': self._batches, 'seed': self._seed}
 
   def set_state(self, state: dict[str, Any]) -> None:
+    """Continues after state['batches'] batches (ValueError if the seed differs)."""
     if int(state.get('seed', self._seed)) != self._seed:
       raise ValueError(
         f'data iterator state was saved with seed {state["seed"]}, this iterator '
@@ -354,6 +371,7 @@ class TrainIterator(grain.DatasetIterator):
     self._batches = int(state['batches'])
 
   def close(self) -> None:
+    """Stops the underlying grain iterator (and its worker processes)."""
     if self._inner is not None and hasattr(self._inner, 'close'):
       self._inner.close()
     self._inner = None
@@ -368,19 +386,25 @@ def train_iterator(
     data_cfg: the config's data block (configs/common.py `data_block`).
     seed: shuffling and augmentation seed.
     process_index, process_count: this host and the number of hosts.
+
+  Returns:
+    An iterator of per-host batch dicts (module docstring: kp2d_norm (b, T, J2, C_in) normalised
+    screen coordinates, pose3d_cam (b, T_out, J3, 3) metres root-relative, valid (b, T_out), ...).
   """
   ds = train_dataset(data_cfg, seed=seed, process_index=process_index, process_count=process_count)
   return TrainIterator(ds, int(_get(data_cfg, 'num_workers')), prefetch=4, seed=int(seed))
 
 
 def num_windows(data_cfg: Any, split: str | None = None) -> int:
-  """Windows in a split: training windows for data.train_split, else the evaluation tiling."""
+  """Number of windows in a split (count): training windows for data.train_split, else the
+  evaluation tiling's windows."""
   split = split or _get(data_cfg, 'train_split')
   return len(_window_index(data_cfg, split, train=split == _get(data_cfg, 'train_split'))[2])
 
 
 def sequence_table(data_cfg: Any, split: str | None = None) -> list[dict[str, Any]]:
-  """[{seq_id, subject, action, camera, num_frames, source}] of a split, by seq_id."""
+  """[{seq_id, subject, action, camera, num_frames (frames), source}] of a split (default
+  data.eval_split), by seq_id."""
   store = _store(data_cfg, split or _get(data_cfg, 'eval_split'))
   keys = ('seq_id', 'subject', 'action', 'camera', 'num_frames', 'source')
   return [{k: m[k] for k in keys} for m in store.meta]
@@ -398,7 +422,9 @@ def eval_batches(
   Every host yields the same number of batches of data.eval_batch_size // process_count rows;
   global batch i holds windows i * B .. (i + 1) * B - 1, host p the p-th slice of it. Rows past the
   last window are padding: a copy of the batch's first window with valid = owned = False and
-  seq_id = -1.
+  seq_id = -1. Batches have the keys and shapes of the module docstring (kp2d_norm
+  (b, T, J2, C_in), pose3d_cam (b, T_out, J3, 3) metres, valid/owned (b, T_out) bool, frame_idx
+  (b, T_out) int32, seq_id (b,) int32, ...), b = data.eval_batch_size // process_count.
   """
   split = split or _get(data_cfg, 'eval_split')
   spec, store, index = _window_index(data_cfg, split, train=False)
@@ -420,6 +446,7 @@ def eval_batches(
 
 
 def dataset_layouts(data_cfg: Any, split: str | None = None) -> tuple[str, str]:
-  """(layout_2d, layout_3d) of the configured dataset, e.g. for `flip_batch`."""
+  """(layout_2d, layout_3d): the skeleton names of the configured dataset's 2D and 3D joints
+  (e.g. for `flip_batch`)."""
   spec = make_spec(data_cfg, split or _get(data_cfg, 'eval_split'))
   return spec.layout_2d, spec.layout_3d

@@ -79,6 +79,7 @@ class SequenceStore:
 
   @property
   def lengths(self) -> np.ndarray:
+    """(S,) int64 frames per sequence, indexed by seq_id."""
     return np.array([m['num_frames'] for m in self.meta], np.int64)
 
   def __getitem__(self, seq_id: int) -> dict[str, Any]:
@@ -86,7 +87,14 @@ class SequenceStore:
 
   def read(self, seq_id: int, cache: bool = True) -> dict[str, Any]:
     """The decoded record of a sequence; kept for later reads if `cache` (the input pipeline
-    keeps its own prepared copy instead, so it reads with cache=False)."""
+    keeps its own prepared copy instead, so it reads with cache=False).
+
+    Returns:
+      The builder's features of one sequence of L frames: kp2d_px (L, J2, 2) pixels, kp2d_conf
+      (L, J2), pose3d_cam (L, J3, 3) camera frame (unit: `metadata['pose3d_units']`, metres
+      unless noted), cam_intrinsics (9,) pixels, res_w/res_h pixels, subject, action, camera,
+      source (str), num_frames L, fps (Hz), and any extra features of the dataset.
+    """
     seq_id = int(seq_id)
     ex = self._cache.get(seq_id)
     if ex is None:

@@ -23,7 +23,8 @@ Example = dict[str, Any]
 
 
 def normalize_2d(ex: Example) -> Example:
-  """kp2d_px -> kp2d_norm = px / w * 2 - [1, h / w] (VideoPose3D screen normalisation)."""
+  """kp2d_px (T, J, 2) pixels -> kp2d_norm (T, J, 2) = px / w * 2 - [1, h / w] (VideoPose3D
+  screen normalisation; w, h = res_w, res_h pixels). kp2d_px is replaced."""
   out = {k: v for k, v in ex.items() if k != 'kp2d_px'}
   out['kp2d_norm'] = camera.normalize_screen_coordinates(
     ex['kp2d_px'], float(ex['res_w']), float(ex['res_h'])
@@ -32,7 +33,8 @@ def normalize_2d(ex: Example) -> Example:
 
 
 def add_confidence(ex: Example, use_conf: bool) -> Example:
-  """Appends kp2d_conf as a third channel of kp2d_norm if `use_conf` (drops kp2d_conf either way)."""
+  """kp2d_norm (T, J, 2) + kp2d_conf (T, J) in [0, 1] -> kp2d_norm (T, J, 3) if `use_conf`, else
+  unchanged (T, J, 2); kp2d_conf is dropped either way."""
   out = {k: v for k, v in ex.items() if k != 'kp2d_conf'}
   if use_conf:
     conf = np.asarray(ex['kp2d_conf'], np.float32)[..., None]
@@ -42,7 +44,8 @@ def add_confidence(ex: Example, use_conf: bool) -> Example:
 
 def root_relative(ex: Example, root: int) -> Example:
   """pose3d_cam minus its root joint (the root becomes 0); units unchanged (metres). The root
-  trajectory is kept as pose3d_root (T, 1, 3), for losses that reproject through the camera."""
+  trajectory is kept as pose3d_root (T, 1, 3), for losses that reproject through the camera.
+  pose3d_cam: (T, J, 3); `root`: the root joint's index."""
   out = dict(ex)
   p = np.asarray(ex['pose3d_cam'], np.float32)
   out['pose3d_root'] = p[..., int(root) : int(root) + 1, :].copy()
@@ -93,7 +96,7 @@ def flip(ex: Example, layout_2d: str, layout_3d: str) -> Example:
 def random_flip(
   ex: Example, rng: np.random.Generator, layout_2d: str, layout_3d: str, p: float = 0.5
 ) -> Example:
-  """`flip` with probability p, decided by `rng`."""
+  """`flip` with probability p (a numpy Generator `rng` decides); shapes as `flip`."""
   return flip(ex, layout_2d, layout_3d) if rng.random() < p else ex
 
 

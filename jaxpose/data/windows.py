@@ -74,8 +74,14 @@ def eval_windows(lengths: Sequence[int], frames: int, mode: str) -> np.ndarray:
   frame (its frames before k*T are owned by the previous window), or padded when the sequence is
   shorter than T. center: one window per frame.
 
+  Args:
+    lengths: frames per sequence, indexed by sequence id.
+    frames: window length T (frames).
+    mode: 'seq2seq' or 'center'.
+
   Returns:
-    (N, 3) int64 rows (seq, start, first_owned).
+    (N, 3) int64 rows (seq, start, first_owned): frame indices; a window owns its frames from
+    first_owned on.
   """
   _check(frames, mode)
   rows = []
@@ -92,7 +98,11 @@ def eval_windows(lengths: Sequence[int], frames: int, mode: str) -> np.ndarray:
 
 
 def input_indices(start: int, length: int, frames: int, mode: str) -> np.ndarray:
-  """Frame indices (T,) of a window's input, clamped to [0, length - 1] (edge padding)."""
+  """Frame indices (T,) int64 of a window's input, clamped to [0, length - 1] (edge padding).
+
+  `start` is the first frame (seq2seq) or the centre frame (center); `length` and `frames` (T)
+  are in frames.
+  """
   if mode == 'center':
     idx = start - frames // 2 + np.arange(frames)
   else:

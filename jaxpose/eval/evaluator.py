@@ -1,6 +1,6 @@
 """Drives an eval step over the evaluation tiling and turns per-frame errors into protocol numbers.
 
-Device side: `eval_step(variables, batch)` (jaxpose/train/steps.py) returns per-frame errors.
+Device side: `eval_step(variables, batch)` (jaxpose/eval/steps.py) returns per-frame errors.
 Host side (numpy): windows are put back into whole sequences by `frame_idx`, padded rows and
 frames are dropped by `valid`, every frame must be covered exactly once, and the frames are
 grouped by action for the H36M protocol (mean over frames within each action, then over actions).
@@ -16,14 +16,21 @@ import ml_collections as mlc
 import numpy as np
 from jax.experimental import multihost_utils
 
+from jaxpose import sharding
 from jaxpose.data import pipeline
 from jaxpose.eval import protocols
-from jaxpose.train import sharding
 
 _META_KEYS = ('frame_idx', 'seq_id', 'valid', 'owned')
+_EXAMPLE_KEYS = ('kp2d_norm', 'pose3d_cam')  # host-side batch entries of the returned example
 
 
 def _to_host(tree: dict[str, Any]) -> dict[str, np.ndarray]:
+  """Global device arrays and this host's batch rows -> numpy arrays of every host's rows.
+
+  With one process this is np.asarray. With several, device outputs span hosts (np.asarray on them
+  raises) and host batches hold only this process's rows: `process_allgather(tiled=True)` gives
+  each the global batch axis, in process order, on every host.
+  """
   if jax.process_count() > 1:
     tree = multihost_utils.process_allgather(tree, tiled=True)
   return {k: np.asarray(v) for k, v in tree.items()}
@@ -42,6 +49,16 @@ def evaluate(
 
   Every per-frame output of `eval_step` ((B, T_out) arrays: the engine's errors plus whatever a
   method's `eval_metrics` adds, e.g. D3DP's J-Agg) is reassembled and aggregated by the protocol.
+
+  Args:
+    eval_step: `eval_step(variables, batch) -> {'pred': (B, T_out, J, 3) metres, name: (B, T_out)}`
+      (`jaxpose.eval.steps.make_eval_step`), B = data.eval_batch_size.
+    variables: the model's variables (replicated on `mesh`).
+    config: the run config (data block, eval.protocol 'h36m' or 'mpi_inf_3dhp').
+    mesh: the device mesh the batches are sharded on (axis 'data').
+    split: the split to evaluate (default data.eval_split).
+    max_batches: stop after this many batches (0 = all; then coverage is not checked).
+    progress: show a tqdm bar.
 
   Returns:
     {'mpjpe_mm', 'p_mpjpe_mm': the headline numbers (H36M: action-wise means, the paper protocol;
@@ -68,13 +85,17 @@ def evaluate(
     if not errs:
       names = [k for k, v in out.items() if k != 'pred' and v.shape == batch['valid'].shape]
       errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
-    host = _to_host({**{k: out[k] for k in errs}, **{k: batch[k] for k in _META_KEYS}})
+    # Everything goes through _to_host: with several processes `out` spans hosts and np.asarray
+    # on it raises; the example batch is gathered with the rest.
+    extra = {} if example is not None else {'pred': out['pred']}
+    meta = _META_KEYS if example is not None else (*_META_KEYS, *_EXAMPLE_KEYS)
+    host = _to_host({**{k: out[k] for k in errs}, **extra, **{k: batch[k] for k in meta}})
     if example is None:
       example = {
-        'kp2d_norm': np.asarray(batch['kp2d_norm']),
-        'pred': np.asarray(out['pred']),
-        'gt': np.asarray(batch['pose3d_cam']),
-        'valid': np.asarray(batch['valid']),
+        'kp2d_norm': host['kp2d_norm'],
+        'pred': host['pred'],
+        'gt': host['pose3d_cam'],
+        'valid': host['valid'],
       }
     _scatter(errs, covered, host)
   per_seq = _check_coverage(errs, covered, table, complete=not max_batches)
@@ -149,7 +170,8 @@ _HEADERS = {'mpjpe_mm': 'MPJPE', 'p_mpjpe_mm': 'P-MPJPE', 'pck150': 'PCK150', 'a
 
 
 def format_table(res: dict[str, Any]) -> str:
-  """The per-action (H36M) or per-sequence (3DHP) table the papers print, plus the averages."""
+  """The per-action (H36M) or per-subject (3DHP) table the papers print, plus the averages: one
+  column per metric of `res` (MPJPE, P-MPJPE in mm; PCK150, AUC in %; a method's extra ones)."""
   extra = [k for k in (next(iter(res['per_group'].values()), {}) or {}) if k not in _HEADERS]
   heads = {**_HEADERS, **{k: k.removesuffix('_mm').replace('_p2', '/P2')[:9] for k in extra}}
   cols = [k for k in heads if k in res]

@@ -48,7 +48,7 @@ ALL = 'all'
 
 
 def h36m_action_names() -> tuple[str, ...]:
-  """The 15 H36M action categories in table order (VideoPose3D spelling)."""
+  """The 15 H36M action categories in table order (VideoPose3D spelling): a tuple of names."""
   return H36M_ACTIONS
 
 
@@ -130,7 +130,8 @@ def h36m_evaluate(
     scale: multiplies the errors (1000: metres -> mm).
 
   Returns:
-    {'P1': h36m_protocol(MPJPE), 'P2': h36m_protocol(P-MPJPE)}.
+    {'P1': h36m_protocol(MPJPE), 'P2': h36m_protocol(P-MPJPE)}, in the poses' unit x `scale`
+    (millimetres by default).
   """
   p = validate_poses('pred', pred, 'h36m17', channels=3, finite=valid is None)
   g = validate_poses('gt', gt, 17, channels=3, shape=p.shape, finite=valid is None)
@@ -189,7 +190,8 @@ def mpi3dhp_protocol(
     threshold: PCK threshold in mm.
 
   Returns:
-    {sequence: {'pck', 'auc', 'mpjpe', 'frames'}, ..., 'all': pooled over all valid frames}.
+    {sequence: {'pck' (%), 'auc' (%), 'mpjpe' (mm), 'frames' (count)}, ..., 'all': pooled over
+    all valid frames}.
   """
   p = validate_poses('pred', pred, None, channels=3, finite=False)
   if p.ndim != 3:
@@ -223,7 +225,8 @@ def mpi3dhp_protocol(
 
 
 def format_mpi3dhp_table(results: Mapping[str, Mapping[str, float]], digits: int = 2) -> str:
-  """Renders `mpi3dhp_protocol` output: one row per sequence and 'all'."""
+  """Renders `mpi3dhp_protocol` output: one row per sequence and 'all' (frames, PCK %, AUC %,
+  MPJPE mm)."""
   head = f'{"seq":<8}{"frames":>8}{"PCK":>9}{"AUC":>9}{"MPJPE":>9}'
   lines = [head, '-' * len(head)]
   for name, r in results.items():

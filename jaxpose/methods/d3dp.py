@@ -58,8 +58,10 @@ from jaxpose import losses
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import multihyp_protocols
+from jaxpose.models.layers.diffusion import cosine_schedule
 
 # method.kwargs keys and their defaults (the official constructor defaults: validation runs with
 # H = K = 1; the paper's test setting is H = 20, K = 10, the README's H = K = 5).
@@ -78,44 +80,6 @@ _CLAMP = 1.1  # |x| <= 1.1 s before and after the network
 def settings(config: mlc.ConfigDict) -> dict[str, Any]:
   """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
   return _kwargs.settings(config, DEFAULTS, 'd3dp')
-
-
-def cosine_schedule(num_timesteps: int = 1000, s: float = 0.008) -> dict[str, np.ndarray]:
-  """The cosine noise schedule (Nichol & Dhariwal) and its derived buffers, float64 numpy.
-
-  Args:
-    num_timesteps: T_d.
-    s: offset s0.
-
-  Returns:
-    The 12 official buffers by name (`betas`, `alphas_cumprod`, `alphas_cumprod_prev`,
-    `sqrt_alphas_cumprod`, `sqrt_one_minus_alphas_cumprod`, `log_one_minus_alphas_cumprod`,
-    `sqrt_recip_alphas_cumprod`, `sqrt_recipm1_alphas_cumprod`, `posterior_variance`,
-    `posterior_log_variance_clipped`, `posterior_mean_coef1`, `posterior_mean_coef2`), each
-    (T_d,) float64.
-  """
-  u = np.linspace(0, num_timesteps, num_timesteps + 1, dtype=np.float64)
-  f = np.cos((u / num_timesteps + s) / (1 + s) * np.pi * 0.5) ** 2
-  f = f / f[0]
-  betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
-  alphas = 1.0 - betas
-  ac = np.cumprod(alphas)
-  ac_prev = np.concatenate([[1.0], ac[:-1]])
-  post_var = betas * (1.0 - ac_prev) / (1.0 - ac)
-  return {
-    'betas': betas,
-    'alphas_cumprod': ac,
-    'alphas_cumprod_prev': ac_prev,
-    'sqrt_alphas_cumprod': np.sqrt(ac),
-    'sqrt_one_minus_alphas_cumprod': np.sqrt(1.0 - ac),
-    'log_one_minus_alphas_cumprod': np.log(1.0 - ac),
-    'sqrt_recip_alphas_cumprod': np.sqrt(1.0 / ac),
-    'sqrt_recipm1_alphas_cumprod': np.sqrt(1.0 / ac - 1),
-    'posterior_variance': post_var,
-    'posterior_log_variance_clipped': np.log(np.clip(post_var, 1e-20, None)),
-    'posterior_mean_coef1': betas * np.sqrt(ac_prev) / (1.0 - ac),
-    'posterior_mean_coef2': (1.0 - ac_prev) * np.sqrt(alphas) / (1.0 - ac),
-  }
 
 
 def ddim_timesteps(num_steps: int, num_timesteps: int = 1000) -> np.ndarray:
@@ -409,11 +373,13 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
-  """kp2d (B, T, J, C2) -> pose3d (B, T, J, 3): P-Agg (mean of the H hypotheses) of the last
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
+  """kp2d_norm (B, T, J, C2) -> pose3d (B, T, J, 3): P-Agg (mean of the H hypotheses) of the last
   step, root joint 0. Noise from `method.kwargs.seed`, so repeated evaluations agree."""
   key = jax.random.key(int(settings(config)['seed']))
-  hyps = _sample_from_config(model, variables, kp2d, key, config)
+  hyps = _sample_from_config(model, variables, kp2d_norm, key, config)
   return zero_root(hyps[:, -1].mean(axis=1), skel.get(config.data.skeleton).root)
 
 
@@ -466,3 +432,6 @@ def evaluate(
     hyps * mm[:, None, None, :, None, None], gt_mm, agg['index']
   )
   return {'hyps': hyps, 'jpma_index': agg['index'], 'J_Agg_pose': agg['pose'], **errs}
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, eval_metrics=eval_metrics)

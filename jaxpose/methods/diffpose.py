@@ -56,7 +56,9 @@ import numpy as np
 from jaxpose import losses
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
+from jaxpose.models.layers.diffusion import alphas_cumprod, beta_schedule
 
 DEFAULTS = {
   'num_timesteps': 51,  # T_d
@@ -83,26 +85,6 @@ def settings(config: mlc.ConfigDict) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- schedule
-
-
-def betas(
-  kind: str = 'linear', start: float = 1e-4, end: float = 1e-3, num: int = 51
-) -> np.ndarray:
-  """Official `get_beta_schedule` (float64) cast to float32: (num,)."""
-  if kind == 'linear':
-    b = np.linspace(start, end, num, dtype=np.float64)
-  elif kind == 'quad':
-    b = np.linspace(start**0.5, end**0.5, num, dtype=np.float64) ** 2
-  elif kind == 'const':
-    b = end * np.ones(num, np.float64)
-  else:
-    raise ValueError(f"beta_schedule must be 'linear', 'quad' or 'const', got {kind!r}")
-  return b.astype(np.float32)
-
-
-def alphas_cumprod(b: np.ndarray) -> np.ndarray:
-  """abar_t = prod_{s <= t} (1 - beta_s), a float32 running product (as torch cumprod): (T_d,)."""
-  return np.cumprod(np.float32(1) - np.asarray(b, np.float32), dtype=np.float32)
 
 
 def skip_grid(num_test_timesteps: int, steps: int, kind: str = 'uniform') -> tuple[int, ...]:
@@ -195,7 +177,7 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   optional kp2d_gmm (B, T, J, K, 5) with means in normalised screen coordinates
   (`jaxpose.data.gmm.normalise` of the builder's pixel means)."""
   d = settings(config)
-  b = betas(d['beta_schedule'], d['beta_start'], d['beta_end'], int(d['num_timesteps']))
+  b = beta_schedule(d['beta_schedule'], d['beta_start'], d['beta_end'], int(d['num_timesteps']))
   k_gmm, k_t, k_eps, k_drop, k_pose = jax.random.split(rng, 5)
   root = skel.get(config.data.skeleton).root
   gt = batch['pose3d_cam']
@@ -321,7 +303,7 @@ def sample(
     (K, S, B, T, J, C)}.
   """
   sk = skel.get(skeleton)
-  cm = ddim_coefficients(seq, betas(*schedule), eta)
+  cm = ddim_coefficients(seq, beta_schedule(*schedule), eta)
   cm = {k: jnp.asarray(v) for k, v in cm.items()}
   c2 = model.in_channels
   uv = kp2d[..., :c2]
@@ -333,7 +315,7 @@ def sample(
     init = centre_root(init, sk.root, official=official_root_centring)
   x = jnp.broadcast_to(jnp.concatenate([uv, init], -1), (num_samples, *uv.shape[:-1], c2 + 3))
   if start_noise is not None:
-    a = alphas_cumprod(betas(*schedule))[test_num_timesteps]
+    a = alphas_cumprod(beta_schedule(*schedule))[test_num_timesteps]
     x = x * np.float32(np.sqrt(a)) + start_noise * np.float32(np.sqrt(1 - a))
   k = len(seq)
   if noise is None:
@@ -408,11 +390,13 @@ def sample_from_config(model, variables, kp2d, key, config: mlc.ConfigDict, **kw
   )
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
-  """kp2d (B, T, J, C) -> pose3d (B, T, J, 3): the mean of the S chains (the official output).
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
+  """kp2d_norm (B, T, J, C) -> pose3d (B, T, J, 3): the mean of the S chains (the official output).
   Noise from `method.kwargs.seed`, so repeated evaluations agree."""
   key = jax.random.key(int(settings(config)['seed']))
-  return sample_from_config(model, variables, kp2d, key, config)['pose']
+  return sample_from_config(model, variables, kp2d_norm, key, config)['pose']
 
 
 def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, jax.Array]:
@@ -435,3 +419,6 @@ def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, j
     'best_of_s_mpjpe_mm': multihyp.mpjpe_best_of(hyps, gt),
     'best_of_s_p_mpjpe_mm': multihyp.p_mpjpe_best_of(hyps, gt),
   }
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, eval_metrics=eval_metrics)

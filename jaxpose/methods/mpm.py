@@ -1,24 +1,12 @@
-"""MPM masked pose modelling: the pre-training network, its pretext losses, fine-tuning, completion.
+"""MPM masked pose modelling: the pretext losses, fine-tuning, completion (`method.name = 'mpm'`).
 
 Paper: Zhang et al., "A Unified 2D-3D Human Pose Representation via Masked Pose Modeling",
 arXiv:2306.17201. Official code: github.com/vvirgooo2/MPM at commit
 47ceae47d75a80ca7a20dcf90371e4638669e34c (`model/MPMLift.py: MPMmask2, MPMmask`,
 `trainutils/pretrain_epoch.py`, `trainer.py`). No licence; written from research/mpm.md.
 
-Pre-training network (`PretrainNet`, official `MPMmask2`; `decoder_layers=2` gives `MPMmask`):
-  * a 2D branch `encoder2d` (Simplemlp 2J -> 2C) and a 3D branch `encoder3d` (3J -> 2C), then the
-    layers shared by both: `shared_layers_spatial` (FCBlock 2C -> C) and `shared_layers_temporal`
-    (vanilla transformer), named exactly like the fine-tuning lifter (`jaxpose.models.mpm.Model`)
-    so that `load_pretrained_encoder` copies them by name;
-  * spatial masking: masked joints are replaced by a learnable token (`spatial_mask_token2d` (2,),
-    `spatial_mask_token3d` (3,)) before the encoder;
-  * temporal masking, MAE style: the positional embedding is added to all frames, then only the
-    visible frames are encoded; `encoder_LN` normalises them;
-  * decoder input: visible features + `dec_pos_embedding`, masked frames `temporal_mask_token` +
-    `dec_pos_embedding`, in the original frame order; `decoder2d` / `decoder3d` (transformers
-    without positional embedding) and BN + Linear heads `fcn_dec2d` (2J) / `fcn_dec3d` (3J).
-  Outputs: the 2D reconstruction and the 2D->3D lift from the masked 2D input, and the 3D
-  reconstruction from the masked 3D input.
+The networks are `jaxpose.models.mpm`: `PretrainNet` (official `MPMmask2` / `MPMmask`, with
+`sample_masks` and `pretrain_from_torch`) for pre-training and `Model` (P-STMO) for fine-tuning.
 
 Pretext losses (`pretrain_loss_fn`), all MPJPE-style (mean L2 over every joint and frame, not only the
 masked ones, as the official code does): masked 2D modelling, masked 3D modelling and masked
@@ -53,16 +41,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose import models
+from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.models import mpm as lifter
-from jaxpose.models.layers.pstmo_norm import PstmoLayerNorm
+from jaxpose.models.mpm import MASK_KEYS, PretrainNet, from_lifter
 
 # Pretext-task weights (mask2d, mask3d, lift) of the official recipes.
 PRETEXT_WEIGHTS = {
   'h36m17': {'mask2d': 5.0, 'mask3d': 2.0, 'lift': 0.0},
   'poseaug16': {'mask2d': 5.0, 'mask3d': 5.0, 'lift': 1.0},
 }
-# Optional explicit masks in a batch; when absent the step draws them from the 'mask' stream.
-MASK_KEYS = ('spatial_mask_2d', 'spatial_mask_3d', 'temporal_mask_2d', 'temporal_mask_3d')
 # Official "tube" masks over limbs for the completion tasks (H36M-17 indices).
 LIMBS_H36M17 = {
   'right_leg': (1, 2, 3),
@@ -72,223 +61,19 @@ LIMBS_H36M17 = {
 }
 
 
-def _ranks(u: jax.Array) -> jax.Array:
-  return jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
+# method.kwargs keys and their defaults (the README pre-training command: `-smn 5 -tmr 0.6`,
+# MPMmask2's one decoder layer, the H36M-17 pretext weights).
+DEFAULTS = {
+  'spatial_mask_num': 5,  # joints masked per frame (pre-training)
+  'temporal_mask_rate': 0.6,  # fraction of frames masked: int(T * rate)
+  'decoder_layers': 1,  # 1 = MPMmask2, 2 = MPMmask
+  'pretext_weights': None,  # {'mask2d', 'mask3d', 'lift'}; None = PRETEXT_WEIGHTS['h36m17']
+}
 
 
-def sample_masks(
-  rng: jax.Array,
-  *,
-  num_frames: int,
-  num_joints: int,
-  spatial_mask_num: int,
-  num_masked: int,
-  batch_size: int | None = None,
-) -> dict[str, jax.Array]:
-  """Random spatial and temporal masks for the 2D and 3D branches (official `MaskGen`).
-
-  Args:
-    rng: PRNG key.
-    num_frames, num_joints: T, J.
-    spatial_mask_num: joints masked in every frame.
-    num_masked: frames masked (dropped before the encoder).
-    batch_size: None shares one mask over the batch (official); else one mask per sample.
-
-  Returns:
-    {'spatial_mask_2d', 'spatial_mask_3d': (T, J) or (B, T, J) bool,
-     'temporal_mask_2d', 'temporal_mask_3d': (T,) or (B, T) bool}, True = masked.
-  """
-  lead = () if batch_size is None else (batch_size,)
-  k = jax.random.split(rng, 4)
-  out = {}
-  for i, d in enumerate(('2d', '3d')):
-    u = jax.random.uniform(k[2 * i], (*lead, num_frames, num_joints))
-    out[f'spatial_mask_{d}'] = _ranks(u) < spatial_mask_num
-    u = jax.random.uniform(k[2 * i + 1], (*lead, num_frames))
-    out[f'temporal_mask_{d}'] = _ranks(u) < num_masked
-  return out
-
-
-class PretrainNet(nn.Module):
-  """Masked pose modelling network (official `MPMmask2`; `MPMmask` with decoder_layers=2).
-
-  Attributes:
-    num_frames: T.
-    num_joints: J.
-    layers: shared temporal transformer layers L.
-    channel: width C.
-    d_hid: FFN hidden width.
-    num_heads: attention heads (8).
-    dropout: transformer dropout (0.1).
-    mlp_dropout: MLP encoder dropout (0.1 in the pre-training `Encoder.py`).
-    decoder_layers: layers of each decoder (1 for MPMmask2, 2 for MPMmask).
-    spatial_mask_num: joints masked per frame when masks are drawn.
-    temporal_mask_rate: fraction of frames masked; int(T * rate) frames.
-    bn_momentum: BatchNorm momentum, torch convention.
-  """
-
-  num_frames: int = 243
-  num_joints: int = 17
-  layers: int = 4
-  channel: int = 256
-  d_hid: int = 512
-  num_heads: int = 8
-  dropout: float = 0.1
-  mlp_dropout: float = 0.1
-  decoder_layers: int = 1
-  spatial_mask_num: int = 5
-  temporal_mask_rate: float = 0.6
-  bn_momentum: float = 0.1
-
-  @property
-  def num_masked_frames(self) -> int:
-    # The small epsilon keeps e.g. T * (16 / T) from rounding down to 15.
-    return int(self.num_frames * self.temporal_mask_rate + 1e-9)
-
-  def setup(self):
-    c, t = self.channel, self.num_frames
-    self.encoder2d = lifter.Simplemlp(2 * c, self.mlp_dropout, self.bn_momentum)
-    self.encoder3d = lifter.Simplemlp(2 * c, self.mlp_dropout, self.bn_momentum)
-    self.shared_layers_spatial = lifter.FCBlock(c, 1, self.mlp_dropout, self.bn_momentum)
-    self.shared_layers_temporal = lifter.VanillaTransformer(
-      self.layers, self.d_hid, t, self.num_heads, self.dropout
-    )
-    self.encoder_LN = PstmoLayerNorm()
-    randn = nn.initializers.normal(1.0)
-    self.dec_pos_embedding = self.param('dec_pos_embedding', randn, (1, t, c))
-    self.temporal_mask_token = self.param('temporal_mask_token', randn, (1, 1, c))
-    self.spatial_mask_token3d = self.param('spatial_mask_token3d', randn, (1, 1, 3))
-    self.spatial_mask_token2d = self.param('spatial_mask_token2d', randn, (1, 1, 2))
-    dec = dict(
-      num_layers=self.decoder_layers,
-      d_ff=self.d_hid,
-      length=t,
-      num_heads=self.num_heads,
-      dropout=self.dropout,
-      pos_embedding=False,
-    )
-    self.decoder2d = lifter.VanillaTransformer(**dec)
-    self.decoder3d = lifter.VanillaTransformer(**dec)
-    self.fcn_dec2d = lifter.Head(2 * self.num_joints, self.bn_momentum)
-    self.fcn_dec3d = lifter.Head(3 * self.num_joints, self.bn_momentum)
-
-  def encode(
-    self, x: jax.Array, smask: jax.Array, tmask: jax.Array, num_masked: int, *, train: bool
-  ) -> jax.Array:
-    """Masked encoding and decoder input.
-
-    Args:
-      x: (B, T, J, 2|3) poses.
-      smask: (T, J) or (B, T, J) bool, True = joint replaced by the mask token.
-      tmask: (T,) or (B, T) bool, True = frame dropped; exactly `num_masked` per row.
-      num_masked: static count of masked frames.
-      train: dropout and BatchNorm batch statistics.
-
-    Returns:
-      decoder input (B, T, C).
-    """
-    b, t, j, d = x.shape
-    if (t, j) != (self.num_frames, self.num_joints) or d not in (2, 3):
-      raise ValueError(
-        f'PretrainNet expects (B, {self.num_frames}, {self.num_joints}, 2|3), got {x.shape}'
-      )
-    token = self.spatial_mask_token2d if d == 2 else self.spatial_mask_token3d
-    x = jnp.where(jnp.broadcast_to(smask, (b, t, j))[..., None], token[0, 0], x)
-    h = x.reshape(b, t, j * d)
-    h = (self.encoder2d if d == 2 else self.encoder3d)(h, train=train)
-    h = self.shared_layers_spatial(h, train=train)
-    tmask = jnp.broadcast_to(tmask, (b, t))
-    # Visible frames first, each group in frame order (the official nonzero() order).
-    order = jnp.argsort(tmask.astype(jnp.int32), axis=-1, stable=True)
-    vis_idx, mask_idx = order[:, : t - num_masked], order[:, t - num_masked :]
-    feats = self.shared_layers_temporal(h, train=train, visible_idx=vis_idx)
-    feats = self.encoder_LN(feats)
-    pos = jnp.broadcast_to(self.dec_pos_embedding, (b, t, self.channel))
-    take = lambda a, idx: jnp.take_along_axis(a, idx[..., None], axis=1)
-    full = jnp.concatenate(
-      [feats + take(pos, vis_idx), self.temporal_mask_token + take(pos, mask_idx)], axis=1
-    )
-    return take(full, jnp.argsort(order, axis=-1))  # back to frame order
-
-  def decode(self, h: jax.Array, dim: int, *, train: bool) -> jax.Array:
-    """Decoder input (B, T, C) -> (B, T, J, dim) with the 2D (dim 2) or 3D (dim 3) decoder."""
-    b, t, _ = h.shape
-    dec, head = (self.decoder2d, self.fcn_dec2d) if dim == 2 else (self.decoder3d, self.fcn_dec3d)
-    return head(dec(h, train=train), train=train).reshape(b, t, self.num_joints, dim)
-
-  def __call__(
-    self,
-    x2d: jax.Array,
-    x3d: jax.Array | None = None,
-    *,
-    train: bool,
-    masks: Mapping[str, jax.Array] | None = None,
-    lift: bool = True,
-    num_masked: int | None = None,
-  ) -> dict[str, jax.Array]:
-    """Runs the 2D branch (and the 3D branch when `x3d` is given).
-
-    Args:
-      x2d: kp2d_norm (B, T, J, 2) (a confidence channel, if any, is dropped).
-      x3d: pose3d_cam (B, T, J, 3) root-relative, or None (then zeros, so `init` creates every
-        parameter; the 3D output is still returned).
-      train: dropout (rng 'dropout') and BatchNorm batch statistics (mutable `batch_stats`).
-      masks: `MASK_KEYS` arrays (see `sample_masks`); None draws them from the rng stream 'mask'
-        (or from a fixed key when no 'mask' stream is given, e.g. at `init`).
-      lift: also lift the masked 2D input to 3D.
-      num_masked: static count of masked frames; default `num_masked_frames`.
-
-    Returns:
-      {'out2d': (B, T, J, 2), 'out3d': (B, T, J, 3), and with `lift` 'out3d_lift' (B, T, J, 3)}.
-    """
-    n = self.num_masked_frames if num_masked is None else num_masked
-    if masks is None:
-      rng = self.make_rng('mask') if self.has_rng('mask') else jax.random.key(0)
-      masks = sample_masks(
-        rng,
-        num_frames=self.num_frames,
-        num_joints=self.num_joints,
-        spatial_mask_num=self.spatial_mask_num,
-        num_masked=n,
-      )
-    x2d = x2d[..., :2]
-    if x3d is None:
-      x3d = jnp.zeros((*x2d.shape[:-1], 3), x2d.dtype)
-    h2 = self.encode(x2d, masks['spatial_mask_2d'], masks['temporal_mask_2d'], n, train=train)
-    out = {'out2d': self.decode(h2, 2, train=train)}
-    if lift:
-      out['out3d_lift'] = self.decode(h2, 3, train=train)
-    h3 = self.encode(x3d, masks['spatial_mask_3d'], masks['temporal_mask_3d'], n, train=train)
-    out['out3d'] = self.decode(h3, 3, train=train)
-    return out
-
-
-def input_shape(model: PretrainNet) -> tuple[int, int, int]:
-  return (model.num_frames, model.num_joints, 2)
-
-
-def from_lifter(model: lifter.Model, **overrides: Any) -> PretrainNet:
-  """The pre-training network whose encoder matches `model` (same T, J, L, C, d_ff, heads)."""
-  shared = (
-    'num_frames',
-    'num_joints',
-    'layers',
-    'channel',
-    'd_hid',
-    'num_heads',
-    'dropout',
-    'bn_momentum',
-  )
-  kw = {name: getattr(model, name) for name in shared}
-  kw.update(overrides)
-  return PretrainNet(**kw)
-
-
-def _method_cfg(config, key: str, default):
-  method = getattr(config, 'method', None)
-  if method is None:
-    return default
-  return method.get(key, default) if hasattr(method, 'get') else default
+def settings(config) -> dict[str, Any]:
+  """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
+  return _kwargs.settings(config, DEFAULTS, 'mpm')
 
 
 def make_model(config) -> nn.Module:
@@ -297,21 +82,18 @@ def make_model(config) -> nn.Module:
   The stage is read off `config.data.mode`: pre-training reconstructs every frame of seq2seq
   windows; fine-tuning is seq2frame ('center' windows, official P-STMO loader). The pre-training
   network copies T, J, L, C and d_ff from the `model` block (the mpm lifter's variant and
-  kwargs) and reads `config.method.{spatial_mask_num, temporal_mask_rate, decoder_layers}` when
-  declared (defaults 5, 0.6, 1: the README pre-training command).
+  kwargs) and takes `spatial_mask_num`, `temporal_mask_rate` and `decoder_layers` from
+  `config.method.kwargs` (DEFAULTS: 5, 0.6, 1, the README pre-training command).
   """
-  from jaxpose import models
-
-  base = models.build(
-    config.model.name, config.model.get('variant') or None, **dict(config.model.get('kwargs', {}))
-  )
+  base = models.build_from_config(config)
   if config.data.get('mode', 'seq2seq') == 'center':
     return base
+  d = settings(config)
   return from_lifter(
     base,
-    spatial_mask_num=int(_method_cfg(config, 'spatial_mask_num', 5)),
-    temporal_mask_rate=float(_method_cfg(config, 'temporal_mask_rate', 0.6)),
-    decoder_layers=int(_method_cfg(config, 'decoder_layers', 1)),
+    spatial_mask_num=int(d['spatial_mask_num']),
+    temporal_mask_rate=float(d['temporal_mask_rate']),
+    decoder_layers=int(d['decoder_layers']),
   )
 
 
@@ -366,13 +148,13 @@ def pretrain_loss_fn(model: PretrainNet, params, model_state, batch, rng, config
     batch: 'kp2d_norm' (B, T, J, C>=2), 'pose3d_cam' (B, T, J, 3) metres root-relative, optional
       'valid' (B, T) and explicit masks under `MASK_KEYS`.
     rng: step key; split into the 'dropout' and 'mask' streams.
-    config: reads `config.method.pretext_weights` ({'mask2d', 'mask3d', 'lift'}) when declared,
-      else `PRETEXT_WEIGHTS['h36m17']`.
+    config: reads `config.method.kwargs.pretext_weights` ({'mask2d', 'mask3d', 'lift'}), default
+      `PRETEXT_WEIGHTS['h36m17']`.
 
   Returns:
     (loss, (scalars, new_model_state)).
   """
-  weights = dict(_method_cfg(config, 'pretext_weights', None) or PRETEXT_WEIGHTS['h36m17'])
+  weights = dict(settings(config)['pretext_weights'] or PRETEXT_WEIGHTS['h36m17'])
   x2d = batch['kp2d_norm'][..., :2]
   x3d = batch['pose3d_cam'].at[..., 0, :].set(0.0)  # official: input_3D[:, :, 0] = 0
   drop, mask = jax.random.split(rng)
@@ -389,15 +171,17 @@ def pretrain_loss_fn(model: PretrainNet, params, model_state, batch, rng, config
   return loss, (scalars, new_state)
 
 
-def predict(model: nn.Module, variables, kp2d: jax.Array, config) -> jax.Array:
+def predict(model: nn.Module, variables, kp2d_norm: jax.Array, config) -> jax.Array:
   """A `PretrainNet`: the unmasked 2D -> 3D lift of every frame (B, T, J, 3), to monitor
   pre-training. The lifter: the centre frame (B, 1, J, 3), flip-averaged when
   `config.eval.flip_test` (as `supervised.predict`)."""
   if not isinstance(model, PretrainNet):
     from jaxpose.methods import supervised
 
-    return supervised.predict(model, variables, kp2d[..., : model.in_channels], config)
-  out = model.apply(variables, kp2d, train=False, lift=True, num_masked=0, masks=_no_masks(model))
+    return supervised.predict(model, variables, kp2d_norm[..., : model.in_channels], config)
+  out = model.apply(
+    variables, kp2d_norm, train=False, lift=True, num_masked=0, masks=_no_masks(model)
+  )
   return out['out3d_lift']
 
 
@@ -541,61 +325,4 @@ def finetune_loss_fn(model: lifter.Model, params, model_state, batch, rng, confi
   )
 
 
-# ---------------------------------------------------------------------------------------------
-# Official checkpoint import.
-
-
-def pretrain_from_torch(
-  state_dict: Mapping[str, np.ndarray],
-  *,
-  layers: int | None = None,
-  channel: int | None = None,
-  d_hid: int | None = None,
-  frames: int | None = None,
-  n_joints: int | None = None,
-  spatial_mask_num: int = 5,
-  temporal_mask_rate: float = 0.6,
-  **unused,
-):
-  """Converts an official `MPMmask2` / `MPMmask` state dict (the pre-training checkpoint).
-
-  Args:
-    state_dict: official keys (a DataParallel `module.` prefix is stripped).
-    layers, channel, d_hid, frames, n_joints: official `opt` fields; None reads the shapes.
-    spatial_mask_num, temporal_mask_rate: official `-smn` / `-tmr`.
-    **unused: other `opt` fields (ignored).
-
-  Returns:
-    (PretrainNet, variables) with `params` and `batch_stats`.
-  """
-  del unused
-  sd = lifter.strip_module_prefix(state_dict)
-  pos = np.asarray(sd['dec_pos_embedding'])
-  n_layers = lifter._num_layers
-  model = PretrainNet(
-    num_frames=frames or pos.shape[1],
-    num_joints=n_joints or np.asarray(sd['fcn_dec3d.1.weight']).shape[0] // 3,
-    layers=layers or n_layers(sd, 'shared_layers_temporal.model.layers'),
-    channel=channel or pos.shape[2],
-    d_hid=d_hid or np.asarray(sd['decoder2d.model.layers.0.feed_forward.w_1.weight']).shape[0],
-    decoder_layers=n_layers(sd, 'decoder2d.model.layers'),
-    spatial_mask_num=spatial_mask_num,
-    temporal_mask_rate=temporal_mask_rate,
-  )
-  params, stats = lifter.convert_encoder(sd)
-  params['encoder3d'], stats['encoder3d'] = lifter.convert_simplemlp(sd, 'encoder3d')
-  params['encoder_LN'] = lifter._ln(sd, 'encoder_LN')
-  for name in (
-    'dec_pos_embedding',
-    'temporal_mask_token',
-    'spatial_mask_token3d',
-    'spatial_mask_token2d',
-  ):
-    params[name] = lifter._np(sd[name])
-  for name in ('decoder2d', 'decoder3d'):
-    params[name] = lifter.convert_transformer(sd, name)
-  for name in ('fcn_dec2d', 'fcn_dec3d'):
-    params[name], stats[name] = lifter.convert_head(sd, name)
-  variables = {'params': params, 'batch_stats': stats}
-  lifter.check_variables(model, variables, lifter.example_input_of(model))
-  return model, variables
+METHOD = Method(loss_fn=loss_fn, predict=predict, make_model=make_model, adapt_init=adapt_init)

@@ -56,9 +56,11 @@ import ml_collections as mlc
 import numpy as np
 
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import _kwargs, d3dp
+from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics import sampling
+from jaxpose.models.layers.diffusion import cosine_schedule
 
 DEFAULTS = {
   'num_timesteps': 50,
@@ -90,7 +92,7 @@ def spaced_schedule(num_timesteps: int = 50, num_steps: int = 20) -> dict[str, n
   """The respaced process: `timestep_map` (K,) int, `alphas_cumprod` (K,) float64 (the cumprod
   of the spaced betas, as SpacedDiffusion) and `alphas_cumprod_prev`."""
   # The cosine betas (clipped at 0.999) are D3DP's; guided-diffusion's betas_for_alpha_bar agrees.
-  ac = np.cumprod(1.0 - d3dp.cosine_schedule(num_timesteps)['betas'])
+  ac = np.cumprod(1.0 - cosine_schedule(num_timesteps)['betas'])
   keep = np.linspace(0, num_timesteps - 1, num_steps).astype(int)
   last, new_betas = 1.0, []
   for i in keep:
@@ -562,7 +564,9 @@ def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, j
   return res
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
   """The engine's deterministic output from 2D alone: guided samples under a nominal monocular
   camera (`monocular_observation`: focal `nominal_focal`, root at `nominal_depth` metres), then
   the per-coordinate lower median over the N samples, root-relative (B, T, J, 3).
@@ -571,7 +575,10 @@ def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.Confi
   trained in the camera frame (the engine recipe). The paper's protocol (cameras, GT root,
   minMPJPE, calibration) is `sample` + `official_observation` + `jaxpose.metrics.sampling`."""
   d = settings(config)
-  obs = monocular_observation(kp2d, float(d['nominal_focal']), float(d['nominal_depth']))
+  obs = monocular_observation(kp2d_norm, float(d['nominal_focal']), float(d['nominal_depth']))
   out = sample(model, variables, obs, jax.random.key(int(d['seed'])), **_sample_kwargs(d))
   med = sampling.lower_median(out['samples'], axis=1)
   return med - med[..., :1, :]
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, eval_metrics=eval_metrics)

@@ -8,9 +8,9 @@ shared/research/posynda.md; no official code is copied.
 
 Pieces:
 - the frozen D3DP denoiser (`jaxpose.models.d3dp`) with LoRA adapters on every attention `qkv` /
-  `proj` (`jaxpose.methods.lora`, merged into the params before `apply`);
-- `Refiner`: a small post-norm transformer over the 17 joints of each hypothesis (causal joint
-  mask), applied to every sampled pose;
+  `proj` (`jaxpose.models.layers.lora`, merged into the params before `apply`);
+- the `Refiner` (a small post-norm transformer over the joints of each hypothesis, applied to every
+  sampled pose) and the torch converters, in `jaxpose.models._posynda`;
 - `sample_poses`: D3DP's one-jit DDIM sampler (differentiable: gradients reach the adapters), x1000
   (mm), then the refiner, then the root (joint 14 for 3DHP) zeroed;
 - `target_losses`: JPMA reprojection selection against the target 2D in pixels, L = 0.5 L_2D + L_3D
@@ -24,7 +24,8 @@ Pieces:
 - `adaptation_loss`: both branches as one objective;
 - engine hooks (`make_model`, `init_variables`, `train_iterator`, `loss_fn`, `predict`): the
   adaptation runs in the default trainer (`jaxpose train --config configs/posynda.py`), with
-  checkpoints that hold both data streams' positions, resume, evaluation and sweeps.
+  checkpoints that hold both data streams' positions (`jaxpose.data.paired`), resume, evaluation
+  and sweeps.
 
 Protocol (`configs/posynda.py`): source H36M (CPN 2D, S1, S5-S8, 3D labels) cycled beside the
 target 3DHP test sequences (GT 2D, no 3D labels in the losses; the GT root trajectory places the
@@ -51,28 +52,27 @@ refiner's dropout (0.5) is on. (7) Padded and invalid target frames get zero wei
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import linen as nn
 
-from jaxpose.convert.torch_utils import flax_module_path
+from jaxpose import models
+from jaxpose.data import paired
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import _kwargs, d3dp, lora
+from jaxpose.methods import _kwargs, d3dp
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
 from jaxpose.metrics.pose import safe_norm
-from jaxpose.models import d3dp as d3dp_model
+from jaxpose.models._posynda import REFINER, Refiner
+from jaxpose.models.layers import lora
+from jaxpose.models.layers.diffusion import sinusoid_table
 
 ROOT_3DHP = 14
-# Published refiner: TransformerModel(ntoken 3, ninp 512, nhead 8, nhid 512, nlayers 8), dropout 0.5.
-REFINER = {'dim': 512, 'num_heads': 8, 'hidden': 512, 'depth': 8, 'dropout': 0.5}
 # method.kwargs keys and their defaults (the released recipe; research/posynda.md section 4).
 DEFAULTS = {
   'lora_rank': 4,
@@ -99,156 +99,6 @@ DEFAULTS = {
   'source': None,  # the source-domain data block (configs/common.py dataset(...))
   'seed': 0,  # evaluation noise
 }
-
-
-def sinusoidal_table(length: int, dim: int) -> np.ndarray:
-  """(length, dim) float32 sin/cos table: even channels sin(p w_i), odd cos(p w_i), w_i = 1e4^(-2i/dim)."""
-  pos = np.arange(length, dtype=np.float64)[:, None]
-  w = np.exp(np.arange(0, dim, 2, dtype=np.float64) * (-math.log(10000.0) / dim))
-  table = np.zeros((length, dim), np.float64)
-  table[:, 0::2] = np.sin(pos * w)
-  table[:, 1::2] = np.cos(pos * w)
-  return table.astype(np.float32)
-
-
-def _uniform(scale):
-  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -scale, scale)
-
-
-class _EncoderLayer(nn.Module):
-  """Post-norm transformer encoder layer (ReLU FFN), additive attention mask."""
-
-  num_heads: int
-  hidden: int
-  dropout: float
-
-  @nn.compact
-  def __call__(self, x, mask, *, train: bool):
-    d = x.shape[-1]
-    hd = d // self.num_heads
-    drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=not train)
-    qkv = nn.Dense(3 * d, name='in_proj')(x)  # (N, L, 3d), channels [q|k|v][H][hd]
-    q, k, v = jnp.split(qkv.reshape(*x.shape[:-1], 3, self.num_heads, hd), 3, axis=-3)
-    q, k, v = (jnp.swapaxes(a[..., 0, :, :], -2, -3) for a in (q, k, v))  # (N, H, L, hd)
-    logits = (q * hd**-0.5) @ jnp.swapaxes(k, -1, -2) + mask
-    attn = drop(jax.nn.softmax(logits, axis=-1))
-    out = jnp.swapaxes(attn @ v, -2, -3).reshape(x.shape)
-    out = nn.Dense(d, name='out_proj')(out)
-    x = nn.LayerNorm(epsilon=1e-5, name='norm1')(x + drop(out))
-    ff = nn.Dense(d, name='linear2')(drop(jax.nn.relu(nn.Dense(self.hidden, name='linear1')(x))))
-    return nn.LayerNorm(epsilon=1e-5, name='norm2')(x + drop(ff))
-
-
-class Refiner(nn.Module):
-  """PoSynDA refiner (`TransformerModel`): per-pose transformer over joints with a causal mask.
-
-  Attributes:
-    dim: width d (official ninp 512).
-    num_heads: heads (8).
-    hidden: FFN width (nhid 512).
-    depth: layers (nlayers 8).
-    dropout: dropout on the encoded input and inside the layers (0.5).
-    max_len: rows of the sinusoidal table (official 50000).
-    official_batch_position_encoding: add pe[n] for pose n of the flattened batch to all its
-      joints (official behaviour); False (default) adds pe[j] to joint j.
-  """
-
-  dim: int = 512
-  num_heads: int = 8
-  hidden: int = 512
-  depth: int = 8
-  dropout: float = 0.5
-  max_len: int = 50000
-  official_batch_position_encoding: bool = False
-
-  @nn.compact
-  def __call__(self, poses: jax.Array, *, train: bool) -> jax.Array:
-    """poses: (N, J, 3) -> (N, J, 3); N is the flattened batch, in (b, k, h, t) order."""
-    n, j, _ = poses.shape
-    pe = self.variable(
-      'buffers', 'pe', lambda: jnp.asarray(sinusoidal_table(self.max_len, self.dim))
-    ).value
-    h = nn.Dense(self.dim, kernel_init=_uniform(0.1), name='encoder')(poses) * math.sqrt(self.dim)
-    if self.official_batch_position_encoding:
-      if n > self.max_len:
-        raise ValueError(f'batch of {n} poses exceeds the positional table ({self.max_len})')
-      h = h + pe[:n, None, :]
-    else:
-      h = h + pe[None, :j, :]
-    h = nn.Dropout(self.dropout)(h, deterministic=not train)
-    mask = jnp.where(jnp.triu(jnp.ones((j, j), bool), 1), -jnp.inf, 0.0)
-    for i in range(self.depth):
-      h = _EncoderLayer(self.num_heads, self.hidden, self.dropout, name=f'layers_{i}')(
-        h, mask, train=train
-      )
-    return nn.Dense(3, kernel_init=_uniform(0.1), bias_init=nn.initializers.zeros, name='decoder')(
-      h
-    )
-
-
-def refiner_from_torch(
-  state_dict: Mapping[str, np.ndarray], *, nhead: int, dropout: float = 0.5, **kw
-) -> tuple[Refiner, dict[str, Any]]:
-  """Converts an official `TransformerModel` state dict; returns (Refiner, variables).
-
-  `kw` may set `official_batch_position_encoding`. The `pe` buffer (max_len, 1, d) is kept.
-  """
-  sd = {k: np.asarray(v, np.float32) for k, v in state_dict.items()}
-  pe = sd['pos_encoder.pe'][:, 0, :]
-  depth = sum(1 for k in sd if k.endswith('self_attn.in_proj_weight'))
-  lin = lambda p: {'kernel': sd[f'{p}.weight'].T.copy(), 'bias': sd[f'{p}.bias']}
-  ln = lambda p: {'scale': sd[f'{p}.weight'], 'bias': sd[f'{p}.bias']}
-  params = {'encoder': lin('encoder'), 'decoder': lin('decoder')}
-  for i in range(depth):
-    p = f'transformer_encoder.layers.{i}'
-    params[f'layers_{i}'] = {
-      'in_proj': {
-        'kernel': sd[f'{p}.self_attn.in_proj_weight'].T.copy(),
-        'bias': sd[f'{p}.self_attn.in_proj_bias'],
-      },
-      'out_proj': lin(f'{p}.self_attn.out_proj'),
-      'linear1': lin(f'{p}.linear1'),
-      'linear2': lin(f'{p}.linear2'),
-      'norm1': ln(f'{p}.norm1'),
-      'norm2': ln(f'{p}.norm2'),
-    }
-  model = Refiner(
-    dim=pe.shape[1],
-    num_heads=nhead,
-    hidden=sd['transformer_encoder.layers.0.linear1.weight'].shape[0],
-    depth=depth,
-    dropout=dropout,
-    max_len=pe.shape[0],
-    **kw,
-  )
-  return model, {'params': params, 'buffers': {'pe': pe}}
-
-
-def denoiser_from_torch(state_dict: Mapping[str, np.ndarray], **ctor_args):
-  """Official D3DP + LoRA state dict -> (d3dp Model, variables with base params, adapters)."""
-  sd = {k.removeprefix('module.'): v for k, v in state_dict.items()}
-  path_fn = lambda m: flax_module_path(d3dp_model._torch_rename(m))
-  plain, adapters = lora.from_torch(sd, path_fn)
-  model, variables = d3dp_model.from_torch(plain, **ctor_args)
-  return model, variables, adapters
-
-
-def from_official_checkpoint(
-  ckpt: Mapping[str, Any],
-  *,
-  refiner_heads: int = 8,
-  official_batch_position_encoding: bool = True,
-  **ctor_args: Any,
-):
-  """An official adapted checkpoint {'model_pos': D3DP + LoRA, 'model_weight': refiner} ->
-  (denoiser, base variables, adapters, refiner, refiner variables). `ctor_args` are D3DP's
-  (`cs`, `dep`, `number_of_frames`, `timestep`); `module.` prefixes are stripped."""
-  den, dv, ad = denoiser_from_torch(ckpt['model_pos'], **ctor_args)
-  rsd = {k.removeprefix('module.'): v for k, v in ckpt['model_weight'].items()}
-  ref, rv = refiner_from_torch(
-    rsd, nhead=refiner_heads, official_batch_position_encoding=official_batch_position_encoding
-  )
-  return den, dv, ad, ref, rv
 
 
 def merged_variables(variables, adapters, scale: float = 1.0):
@@ -337,29 +187,29 @@ def pixel_target(kp2d: jax.Array, w, h) -> jax.Array:
   return camera.image_coordinates(kp2d[..., :2], w, h)
 
 
-def reproject(poses_mm, root_mm, cam_pix, *, linear: bool = True):
+def reproject(poses_mm, root_mm, cam_px, *, linear: bool = True):
   """(B, K, H, T, J, 3) root-relative mm + root (B, T, 1, 3) -> pixels (B, K, H, T, J, 2)."""
   placed = poses_mm + root_mm[:, None, None]
   proj = camera.project_to_2d_linear if linear else camera.project_to_2d
-  return proj(placed, cam_pix)
+  return proj(placed, cam_px)
 
 
-def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=True, weight=None):
+def target_losses(pred, kp2d_px, root_mm, cam_px, *, w2d=0.5, w3d=1.0, linear=True, weight=None):
   """Target-branch losses with JPMA selection.
 
   Args:
     pred: (B, K, H, T, J, 3) refined root-zeroed hypotheses, mm.
-    kp2d_pix: (B, T, J, 2) target 2D in pixels.
+    kp2d_px: (B, T, J, 2) target 2D in pixels.
     root_mm: (B, T, 1, 3) target root trajectory, mm.
-    cam_pix: (9,) or per-clip (B, 9) pixel intrinsics.
+    cam_px: (9,) or per-clip (B, 9) pixel intrinsics.
     weight: optional (B, T) frame weights (padding and invalid frames 0); None = plain means
       (the official script, which has no padding).
 
   Returns:
     dict with loss, loss_2d, loss_3d, index (B, K, T, J), selected (B, K, T, J, 3), reproj.
   """
-  reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  err = safe_norm(reproj - kp2d_pix[:, None, None])  # (B, K, H, T, J)
+  reproj = reproject(pred, root_mm, cam_px, linear=linear)
+  err = safe_norm(reproj - kp2d_px[:, None, None])  # (B, K, H, T, J)
   index = jnp.argmin(err, axis=2)
   loss_2d = _wmean(jnp.min(err, axis=2), weight)
   sel = jnp.take_along_axis(pred, index[:, :, None, ..., None], axis=2)  # (B, K, 1, T, J, 3)
@@ -375,20 +225,20 @@ def target_losses(pred, kp2d_pix, root_mm, cam_pix, *, w2d=0.5, w3d=1.0, linear=
 
 
 def source_losses(
-  pred, gt_mm, kp2d_pix, root_mm, cam_pix, *, w2d=0.1, w3d=1.0, linear=True, weight=None
+  pred, gt_mm, kp2d_px, root_mm, cam_px, *, w2d=0.1, w3d=1.0, linear=True, weight=None
 ):
   """Source-branch losses: w2d * mean_min_h reprojection error + w3d * MPJPE(GT, every hypothesis).
 
   Args:
     pred: (B, K, H, T, J, 3) refined root-zeroed hypotheses, mm.
     gt_mm: (B, T, J, 3) source ground truth, root-relative, mm.
-    kp2d_pix: (B, T, J, 2) the synthesised source 2D (pixels).
+    kp2d_px: (B, T, J, 2) the synthesised source 2D (pixels).
     root_mm: (B, T, 1, 3) the synthesised root position.
-    cam_pix: (9,) or (B, 9) the target camera (pixels).
+    cam_px: (9,) or (B, 9) the target camera (pixels).
     weight: optional (B, T) frame weights.
   """
-  reproj = reproject(pred, root_mm, cam_pix, linear=linear)
-  loss_2d = _wmean(safe_norm(reproj - kp2d_pix[:, None, None]).min(axis=2), weight)
+  reproj = reproject(pred, root_mm, cam_px, linear=linear)
+  loss_2d = _wmean(safe_norm(reproj - kp2d_px[:, None, None]).min(axis=2), weight)
   loss_3d = _wmean(safe_norm(pred - gt_mm[:, None, None]), weight)
   return {'loss': w2d * loss_2d + w3d * loss_3d, 'loss_2d': loss_2d, 'loss_3d': loss_3d}
 
@@ -396,8 +246,8 @@ def source_losses(
 def redistribute_source(
   key: jax.Array,
   src_mm: jax.Array,
-  tgt_pix: jax.Array,
-  cam_pix: jax.Array,
+  tgt_px: jax.Array,
+  cam_px: jax.Array,
   *,
   root: int = ROOT_3DHP,
   linear: bool = True,
@@ -413,25 +263,23 @@ def redistribute_source(
   Args:
     key: PRNG key for the pairing.
     src_mm: (B, T, J, 3) root-relative source poses, mm.
-    tgt_pix: (M, T, J, 2) target 2D poses in pixels, M >= B.
-    cam_pix: (9,) target pixel intrinsics [fx, fy, cx, cy, ...], or (M, 9) one per target clip
+    tgt_px: (M, T, J, 2) target 2D poses in pixels, M >= B.
+    cam_px: (9,) target pixel intrinsics [fx, fy, cx, cy, ...], or (M, 9) one per target clip
       (each source clip then takes its partner's camera).
 
   Returns:
-    {'kp2d_pix': (B, T, J, 2) synthesised 2D, 'root_mm': (B, T, 1, 3), 'pose_mm': the placed
-     poses, 'pick': (B,) the partner target clips, 'cam_pix': (9,) or (B, 9) the cameras used}.
+    {'kp2d_px': (B, T, J, 2) synthesised 2D, 'root_mm': (B, T, 1, 3), 'pose_mm': the placed
+     poses, 'pick': (B,) the partner target clips, 'cam_px': (9,) or (B, 9) the cameras used}.
   """
   b = src_mm.shape[0]
-  if tgt_pix.shape[0] < b:
-    raise ValueError(
-      f'source batch {b} needs at least as many target clips, got {tgt_pix.shape[0]}'
-    )
-  pick = jax.random.permutation(key, tgt_pix.shape[0])[:b]
-  tgt = tgt_pix[pick]  # (B, T, J, 2)
-  cam_pix = jnp.asarray(cam_pix)
-  if cam_pix.ndim == 2:
-    cam_pix = cam_pix[pick]
-  k = cam_pix.reshape(cam_pix.shape[:-1] + (1,) * (cam_pix.ndim - 1) + (9,))  # (9,) | (B, 1, 9)
+  if tgt_px.shape[0] < b:
+    raise ValueError(f'source batch {b} needs at least as many target clips, got {tgt_px.shape[0]}')
+  pick = jax.random.permutation(key, tgt_px.shape[0])[:b]
+  tgt = tgt_px[pick]  # (B, T, J, 2)
+  cam_px = jnp.asarray(cam_px)
+  if cam_px.ndim == 2:
+    cam_px = cam_px[pick]
+  k = cam_px.reshape(cam_px.shape[:-1] + (1,) * (cam_px.ndim - 1) + (9,))  # (9,) | (B, 1, 9)
   ext2d = tgt.max(axis=-2) - tgt.min(axis=-2)  # (B, T, 2)
   s = jnp.maximum(ext2d.sum(-1) / 2, 1e-3)  # (B, T)
   ext3d = src_mm.max(axis=-2) - src_mm.min(axis=-2)  # (B, T, 3)
@@ -442,11 +290,11 @@ def redistribute_source(
   placed = src_mm + root_mm
   proj = camera.project_to_2d_linear if linear else camera.project_to_2d
   return {
-    'kp2d_pix': proj(placed, cam_pix),
+    'kp2d_px': proj(placed, cam_px),
     'root_mm': root_mm,
     'pose_mm': placed,
     'pick': pick,
-    'cam_pix': cam_pix,
+    'cam_px': cam_px,
   }
 
 
@@ -456,61 +304,8 @@ def ema_update(teacher, student, decay: float):
   return jax.tree.map(lambda t, s: decay * t + (1 - decay) * s, teacher, student)
 
 
-def build(
-  *,
-  num_frames: int = 243,
-  dim: int = 512,
-  depth: int = 8,
-  lora_rank: int = 4,
-  refiner: Mapping[str, Any] | None = None,
-  key: jax.Array | None = None,
-  abstract: bool = False,
-):
-  """The PoSynDA model: (denoiser, refiner, variables) with variables = {'denoiser', 'lora',
-  'refiner'}; `abstract` returns shapes only (jax.eval_shape)."""
-  den = d3dp_model.Model(
-    num_frames=num_frames,
-    num_joints=17,
-    in_channels=5,
-    lifter='mixste',
-    lifter_kwargs=(('dim', dim), ('depth', depth), ('num_heads', 8), ('mlp_ratio', 2.0)),
-  )
-  rk = dict(REFINER, **(refiner or {}))
-  ref = Refiner(
-    dim=rk['dim'],
-    num_heads=rk['num_heads'],
-    hidden=rk['hidden'],
-    depth=rk['depth'],
-    dropout=rk['dropout'],
-  )
-
-  def init(key):
-    k1, k2, k3 = jax.random.split(key, 3)
-    x = jnp.zeros((1, num_frames, 17, 5))
-    dv = den.init(k1, x, train=False, t=jnp.zeros((1,), jnp.int32))
-    ad = lora.init_adapters(dv['params'], k2, lora_rank)
-    rv = ref.init(k3, jnp.zeros((1, 17, 3)), train=False)
-    return {'denoiser': dv, 'lora': ad, 'refiner': rv}
-
-  key = jax.random.key(0) if key is None else key
-  return den, ref, (jax.eval_shape(init, key) if abstract else jax.jit(init)(key))
-
-
-def param_counts(variables) -> dict[str, int]:
-  """Trainable-parameter counts (buffers such as the refiner's `pe` excluded)."""
-  n = lambda t: int(sum(np.prod(x.shape) for x in jax.tree.leaves(t)))
-  out = {
-    'denoiser': n(variables['denoiser']['params']),
-    'lora': n(variables['lora']),
-    'refiner': n(variables['refiner']['params']),
-  }
-  out['trainable'] = out['lora'] + out['refiner']
-  out['total'] = out['denoiser'] + out['trainable']
-  return out
-
-
 def _target_inputs(target):
-  return target['kp2d'], target['kp2d_pix'], target['root_mm'], target['cam_pix']
+  return target['kp2d'], target['kp2d_px'], target['root_mm'], target['cam_px']
 
 
 def adaptation_loss(
@@ -537,8 +332,8 @@ def adaptation_loss(
     trainable: {'lora': adapters, 'refiner': refiner variables}.
     denoiser, den_vars: the frozen denoiser and its base variables.
     refiner: the Refiner module.
-    target: {'kp2d' (B, T, J, 2) normalised, 'kp2d_pix' (B, T, J, 2), 'root_mm' (B, T, 1, 3),
-      'cam_pix' (9,) or (B, 9), 'res' (2,) or (B, 2) image [w, h]; optional 'weight' (B, T)}.
+    target: {'kp2d' (B, T, J, 2) normalised, 'kp2d_px' (B, T, J, 2), 'root_mm' (B, T, 1, 3),
+      'cam_px' (9,) or (B, 9), 'res' (2,) or (B, 2) image [w, h]; optional 'weight' (B, T)}.
     source: {'pose_mm' (B, T, J, 3) root-relative GT in the target's joint layout; optional
       'weight' (B, T)}.
     key: PRNG key (x_T draws, pairing, dropout).
@@ -575,28 +370,28 @@ def adaptation_loss(
       **sample_kw,
     )
 
-  kp2d, kp2d_pix, root_mm, cam = _target_inputs(target)
+  kp2d, kp2d_px, root_mm, cam = _target_inputs(target)
   wt, ws = target.get('weight'), source.get('weight')
   pred_t = run(trainable, kp2d, k_t, k_d1)
-  tl = target_losses(pred_t, kp2d_pix, root_mm, cam, w2d=weights[0], w3d=weights[1], weight=wt)
+  tl = target_losses(pred_t, kp2d_px, root_mm, cam, w2d=weights[0], w3d=weights[1], weight=wt)
   loss_t, l3d = tl['loss'], tl['loss_3d']
   if teacher is not None:
     pred_teacher = jax.lax.stop_gradient(run(teacher, kp2d, k_teach, k_d1))
-    pseudo = target_losses(pred_teacher, kp2d_pix, root_mm, cam)['selected'][:, :, None]
+    pseudo = target_losses(pred_teacher, kp2d_px, root_mm, cam)['selected'][:, :, None]
     l3d = _wmean(safe_norm(pred_t - pseudo), wt)
     loss_t = weights[0] * tl['loss_2d'] + weights[1] * l3d
-  syn = redistribute_source(k_pair, source['pose_mm'], kp2d_pix, cam, root=root)
+  syn = redistribute_source(k_pair, source['pose_mm'], kp2d_px, cam, root=root)
   res = jnp.asarray(target['res'], jnp.float32)
   if res.ndim == 2:
     res = res[syn['pick']][:, None, None]  # (B, 1, 1, 2) against (B, T, J, 2)
-  kp2d_src = camera.normalize_screen_coordinates(syn['kp2d_pix'], res[..., 0], res[..., 1])
+  kp2d_src = camera.normalize_screen_coordinates(syn['kp2d_px'], res[..., 0], res[..., 1])
   pred_s = run(trainable, kp2d_src, k_s, k_d2)
   sl = source_losses(
     pred_s,
     source['pose_mm'],
-    syn['kp2d_pix'],
+    syn['kp2d_px'],
     syn['root_mm'],
-    syn['cam_pix'],
+    syn['cam_px'],
     w2d=weights[2],
     w3d=weights[3],
     weight=ws,
@@ -643,10 +438,8 @@ def settings(config) -> dict[str, Any]:
 
 def make_model(config) -> Networks:
   """The denoiser (the configured `model`, a D3DP around any lifter) and the refiner."""
-  from jaxpose.train import loop
-
   d = settings(config)
-  den = d3dp._hashable(loop.build_model(config))
+  den = d3dp._hashable(models.build_from_config(config))
   official = bool(d['official_batch_position_encoding'])
   if official:  # pe[n] for pose n of the flattened (b, k, h, t) batch
     b = max(int(config.data.batch_size), int(config.data.eval_batch_size))
@@ -670,21 +463,23 @@ def make_model(config) -> Networks:
 
 
 def _buffers(model: Networks) -> dict[str, Any]:
-  return {'buffers': {'pe': jnp.asarray(sinusoidal_table(model.pe_len, model.refiner.dim))}}
+  return {
+    'buffers': {
+      'pe': jnp.asarray(sinusoid_table(model.pe_len, model.refiner.dim, compute_dtype=np.float64))
+    }
+  }
 
 
-def init_variables(config, model: Networks) -> dict[str, Any]:
-  """Frozen denoiser (from `init_from`: an official D3DP checkpoint with format 'torch', or a
-  jaxpose D3DP workdir with 'orbax'; a fresh initialisation otherwise, for smoke runs), LoRA
+def init_variables(config, model: Networks, loaded: dict[str, Any] | None = None) -> dict[str, Any]:
+  """Frozen denoiser (`loaded`: the `init_from` variables the trainer read, an official D3DP
+  checkpoint with format 'torch' or a jaxpose D3DP workdir with 'orbax'; a fresh initialisation
+  when None, for smoke runs), LoRA
   adapters (B = 0, so adaptation starts from the denoiser's own output), a fresh refiner and, with
   `teacher`, an EMA teacher equal to the student."""
-  from jaxpose.train import loop
-
   d = settings(config)
   k_den, k_lora, k_ref = jax.random.split(jax.random.PRNGKey(int(config.seed)), 3)
   x = jnp.zeros((1, config.data.frames, config.data.num_joints, model.denoiser.in_channels))
-  if config.init_from.path:
-    loaded = loop.load_init(config)
+  if loaded is not None:
     den_vars = {
       'params': loaded['params'],
       **{k: v for k, v in loaded.items() if k not in ('params', 'denoiser', 'teacher')},
@@ -724,9 +519,9 @@ def _target_of(batch) -> dict[str, jax.Array]:
   kp2d = batch['kp2d_norm'][..., :2]
   return {
     'kp2d': kp2d,
-    'kp2d_pix': pixel_target(kp2d, w[:, None, None], h[:, None, None]),
+    'kp2d_px': pixel_target(kp2d, w[:, None, None], h[:, None, None]),
     'root_mm': batch['pose3d_root'] * 1000.0,
-    'cam_pix': batch['cam_intrinsics'],
+    'cam_px': batch['cam_intrinsics'],
     'res': jnp.stack([w, h], -1),
     'weight': batch['valid'],
   }
@@ -770,8 +565,8 @@ def loss_fn(model: Networks, params, model_state, batch, rng, config):
   return loss, (scalars, new_state)
 
 
-def predict(model: Networks, variables, kp2d, config):
-  """kp2d (B, T, J, C2) -> (B, T, J, 3) metres, root joint 0: the mean of `eval_hypotheses`
+def predict(model: Networks, variables, kp2d_norm, config):
+  """kp2d_norm (B, T, J, C2) -> (B, T, J, 3) metres, root joint 0: the mean of `eval_hypotheses`
   refined hypotheses after `eval_steps` DDIM steps (official evaluation: H = K = 1)."""
   d = settings(config)
   p = variables['params']
@@ -782,7 +577,7 @@ def predict(model: Networks, variables, kp2d, config):
     dv,
     model.refiner,
     rv,
-    kp2d[..., :2],
+    kp2d_norm[..., :2],
     key=jax.random.key(int(d['seed'])),
     num_hypotheses=int(d['eval_hypotheses']),
     num_steps=int(d['eval_steps']),
@@ -790,29 +585,6 @@ def predict(model: Networks, variables, kp2d, config):
     **_skeletons(config, d),
   )
   return y[:, -1].mean(axis=1) / 1000.0
-
-
-class PairedIterator(grain.DatasetIterator):
-  """{'target': batch, 'source': batch}: the target stream drives the epochs, the source stream
-  is cycled beside it (official `itertools.cycle`). State = both streams' states."""
-
-  def __init__(self, target, source):
-    super().__init__()
-    self._target, self._source = target, source
-
-  def __next__(self):
-    return {'target': next(self._target), 'source': next(self._source)}
-
-  def get_state(self) -> dict[str, Any]:
-    return {'target': self._target.get_state(), 'source': self._source.get_state()}
-
-  def set_state(self, state: dict[str, Any]) -> None:
-    self._target.set_state(state['target'])
-    self._source.set_state(state['source'])
-
-  def close(self) -> None:
-    self._target.close()
-    self._source.close()
 
 
 def source_data(config):
@@ -834,13 +606,21 @@ def source_data(config):
 
 
 def train_iterator(config, *, seed: int, process_index: int = 0, process_count: int = 1):
-  """Target windows (config.data, its train_split) paired with cycled source windows."""
-  from jaxpose.data import build, pipeline
-
-  src = source_data(config)
-  build.ensure_built(src['name'], src.get('data_dir') or None, src.get('config') or None)
-  kw = dict(process_index=process_index, process_count=process_count)
-  return PairedIterator(
-    pipeline.train_iterator(config.data, seed=seed, **kw),
-    pipeline.train_iterator(src, seed=seed + 1, **kw),
+  """Target windows (config.data, its train_split) paired with cycled source windows:
+  {'target': batch, 'source': batch} (`jaxpose.data.paired`)."""
+  return paired.train_iterator(
+    config.data,
+    source_data(config),
+    seed=seed,
+    process_index=process_index,
+    process_count=process_count,
   )
+
+
+METHOD = Method(
+  loss_fn=loss_fn,
+  predict=predict,
+  make_model=make_model,
+  init_variables=init_variables,
+  train_iterator=train_iterator,
+)

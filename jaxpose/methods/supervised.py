@@ -15,6 +15,7 @@ import ml_collections as mlc
 
 from jaxpose import losses
 from jaxpose.geometry import skeleton as skel
+from jaxpose.methods.base import Method
 
 
 def _apply_train(model, params, model_state, x, rng):
@@ -42,11 +43,16 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
-  """kp2d (B, T, J, C) -> pose3d (B, T_out, J, 3); flip-averaged when config.eval.flip_test."""
-  pred = model.apply(variables, kp2d, train=False)
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
+  """kp2d_norm (B, T, J, C) -> pose3d (B, T_out, J, 3); flip-averaged when config.eval.flip_test."""
+  pred = model.apply(variables, kp2d_norm, train=False)
   if config.eval.flip_test:
     sk = config.data.skeleton
-    pred_f = model.apply(variables, skel.flip_pose(kp2d, sk), train=False)
+    pred_f = model.apply(variables, skel.flip_pose(kp2d_norm, sk), train=False)
     pred = 0.5 * (pred + skel.flip_pose(pred_f, sk))  # flipping is its own inverse
   return pred
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict)

@@ -31,7 +31,7 @@ Numbers obtained this way are not comparable with ones that use an estimated roo
 
 Any lifter works if `model.apply(variables, x, train=False, return_uncertainty=True)` returns
 (mu (B, T_out, J, 3), log_s (B, T_out, J, 1 or nothing)): `jaxpose.models.uao.Model` does, and
-`WithUncertainty(lifter)` adds a log-scale head to any other lifter. When T_out < T_in (a
+`jaxpose.models.uao.WithUncertainty(lifter)` adds a log-scale head to any other lifter. When T_out < T_in (a
 receptive-field model) the 2D target is the centre T_out frames of the input. The projection
 assumes mu in metres (camera frame): lifters trained in other units need their output rescaled.
 """
@@ -48,13 +48,13 @@ import jax.numpy as jnp
 import ml_collections as mlc
 import optax
 
-from jaxpose import losses, models
+from jaxpose import losses
 from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
-from jaxpose.methods import supervised
+from jaxpose.methods import _kwargs, supervised
+from jaxpose.methods.base import Method
 from jaxpose.methods.supervised import masked_mean
-from jaxpose.models.layers.mlp import gelu
-from jaxpose.models.layers.norms import LayerNorm
+from jaxpose.models.uao import center_frames
 
 
 def _norm(x: jax.Array, flat_below: jax.Array | float = 0.0) -> jax.Array:
@@ -105,12 +105,6 @@ def _place_at_root(mu: jax.Array, root: jax.Array, root_joint: int) -> jax.Array
   return (mu + root).at[..., root_joint, :].set(root[..., 0, :])
 
 
-def _center_frames(x: jax.Array, t_out: int) -> jax.Array:
-  """The centre t_out frames of x (B, T, ...): the frames a receptive-field model predicts."""
-  pad = (x.shape[1] - t_out) // 2
-  return x[:, pad : pad + t_out]
-
-
 def _mean_norm(a: jax.Array, b: jax.Array) -> jax.Array:
   """Per-sample mean over (T, J) of ||a - b||: (B, T, J, C) -> (B,)."""
   d = _norm(a - b)
@@ -145,7 +139,7 @@ def _optimise(
   mu0, mu0_f = jax.lax.stop_gradient((mu0, mu0_f))
   # Rounding-level residuals of the prior count as zero (see _norm): 1e-5 of the pose's RMS size.
   flat = 1e-5 * jnp.sqrt(jnp.mean(jnp.square(mu0), axis=(1, 2, 3)))[:, None, None]
-  target = _center_frames(xy, mu0.shape[1])
+  target = center_frames(xy, mu0.shape[1])
   root = root.reshape(mu0.shape[0], mu0.shape[1], 1, 3)
 
   def loss_fn(zs):
@@ -296,71 +290,6 @@ def _tto_jit(
   return {k: (jnp.swapaxes(v, 0, 1) if k.endswith('traj') else v) for k, v in out.items()}
 
 
-class WithUncertainty(nn.Module):
-  """Adds UAO's per-joint log-scale head to any lifter.
-
-  The wrapped lifter's variables live under `lifter`, so a trained lifter's params drop in as
-  `{'params': {'lifter': lifter_params, 'uncertainty_norm': ..., 'uncertainty_fc1': ...,
-  'uncertainty_fc2': ...}}`. The head is
-  LayerNorm -> Dense(hidden) -> GELU -> Dense(1) per joint, on either
-    * the lifter's representation: the input of its final layer named `rep_layer` (captured with
-      `nn.intercept_methods`, no second pass; MotionAGFormer: 'head'), or
-    * (rep_layer=None) the lifter's output pose concatenated with the centre-frame 2D input.
-  This is a jaxpose addition (the paper's only uncertainty model is GUMLP); its log-scale is
-  trained with `uncertainty_nll` like GUMLP's.
-
-  Attributes:
-    lifter: any model-contract lifter, (B, T, J, C) -> (B, T_out, J, 3).
-    hidden: width of the head's hidden layer.
-    rep_layer: name of the lifter's final layer whose input is the representation, or None.
-  """
-
-  lifter: nn.Module
-  hidden: int = 64
-  rep_layer: str | None = None
-
-  @property
-  def input_shape(self) -> tuple[int, ...]:
-    """(T, J, C_in) of the wrapped lifter."""
-    return tuple(models.example_input(self.lifter).shape[1:])
-
-  @property
-  def num_frames(self) -> int:
-    return self.input_shape[0]
-
-  @property
-  def num_joints(self) -> int:
-    return self.input_shape[1]
-
-  @property
-  def in_channels(self) -> int:
-    return self.input_shape[2]
-
-  @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool, return_uncertainty: bool = False):
-    """x: (B, T, J, C) -> pose (B, T_out, J, 3), or (pose, log_s (B, T_out, J, 1))."""
-    captured = []
-    if self.rep_layer is None:
-      pose = self.lifter(x, train=train)
-      feat = jnp.concatenate([pose, _center_frames(x, pose.shape[1])], axis=-1)
-    else:
-
-      def grab(next_fn, args, kwargs, context):
-        if context.module.name == self.rep_layer and context.method_name == '__call__':
-          captured.append(args[0])
-        return next_fn(*args, **kwargs)
-
-      with nn.intercept_methods(grab):
-        pose = self.lifter(x, train=train)
-      if not captured:
-        raise ValueError(f'lifter has no submodule named {self.rep_layer!r} (rep_layer)')
-      feat = captured[-1]
-    h = LayerNorm(name='uncertainty_norm')(feat)
-    h = gelu(nn.Dense(self.hidden, name='uncertainty_fc1')(h))
-    log_s = nn.Dense(1, name='uncertainty_fc2')(h)
-    return (pose, log_s) if return_uncertainty else pose
-
-
 # ---------------------------------------------------------------------------------------------
 # Engine hooks (jaxpose/methods/__init__.py interface).
 
@@ -391,14 +320,29 @@ def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
   return loss, (scalars, new_state)
 
 
-def predict(model, variables: dict[str, Any], kp2d: jax.Array, config: mlc.ConfigDict) -> jax.Array:
+def predict(
+  model, variables: dict[str, Any], kp2d_norm: jax.Array, config: mlc.ConfigDict
+) -> jax.Array:
   """Plain inference (no TTO): mu, flip-averaged when config.eval.flip_test, root joint 0."""
-  pred = supervised.predict(model, variables, kp2d, config)
+  pred = supervised.predict(model, variables, kp2d_norm, config)
   return pred.at[..., skel.get(config.data.skeleton).root, :].set(0.0)
 
 
-# The published evaluation setting (research/uao.md): 4 Adam steps at lr 1e-3, prior 0.005.
-TTO_DEFAULTS = dict(iters=0, lr=1e-3, w_prior=0.005, w_proj=1.0, mode='per_sample', chunk_size=256)
+# method.kwargs keys and their defaults. TTO is off by default; the published evaluation setting
+# (research/uao.md, configs/uao.py:tto) is 4 Adam steps at lr 1e-3, prior weight 0.005.
+DEFAULTS = {
+  'tto_iters': 0,
+  'tto_lr': 1e-3,
+  'tto_w_prior': 0.005,
+  'tto_w_proj': 1.0,
+  'tto_mode': 'per_sample',
+  'tto_chunk_size': 256,  # per_sample mode: samples optimised at a time (0 or None = all)
+}
+
+
+def settings(config: mlc.ConfigDict) -> dict[str, Any]:
+  """`config.method.kwargs` over DEFAULTS; unknown keys raise with the valid ones."""
+  return _kwargs.settings(config, DEFAULTS, 'uao')
 
 
 def predict_batch(
@@ -406,18 +350,13 @@ def predict_batch(
 ) -> jax.Array:
   """Evaluation hook: UAO's TTO when config.method.kwargs.tto_iters > 0, else `predict`.
 
-  config.method.kwargs holds tto_iters, tto_lr, tto_w_prior, tto_w_proj, tto_mode and optionally
-  tto_chunk_size (`TTO_DEFAULTS`; see `tto`). batch needs
-  kp2d_norm, and for the TTO cam_intrinsics (B, 9) pixels, res_w, res_h (B,) and pose3d_root
-  (B, T_out, 1, 3) metres (oracle inputs, see the module docstring). Returns pose3d
-  (B, T_out, J, 3), root joint 0.
+  config.method.kwargs holds tto_iters, tto_lr, tto_w_prior, tto_w_proj, tto_mode and
+  tto_chunk_size (`DEFAULTS`; see `tto`). batch needs kp2d_norm (B, T, J, C_in), and for the TTO
+  cam_intrinsics (B, 9) pixels, res_w, res_h (B,) pixels and pose3d_root (B, T_out, 1, 3) metres
+  (oracle inputs, see the module docstring). Returns pose3d_cam (B, T_out, J, 3) metres, root
+  joint 0.
   """
-  t = mlc.ConfigDict(
-    {
-      **TTO_DEFAULTS,
-      **{k[len('tto_') :]: v for k, v in config.method.kwargs.items() if k.startswith('tto_')},
-    }
-  )
+  t = mlc.ConfigDict({k[len('tto_') :]: v for k, v in settings(config).items()})
   if int(t.iters) <= 0:
     return predict(model, variables, batch['kp2d_norm'], config)
   sk = skel.get(config.data.skeleton)
@@ -439,3 +378,6 @@ def predict_batch(
     chunk_size=(t.get('chunk_size') or None) if t.mode == 'per_sample' else None,
   )
   return out['pose3d']
+
+
+METHOD = Method(loss_fn=loss_fn, predict=predict, predict_batch=predict_batch)

@@ -17,6 +17,7 @@ Shape mistakes (mismatched, non-broadcastable shapes) raise at trace time.
 """
 
 from jaxpose.geometry.validation import validate_poses
+from jaxpose.metrics.mesh import accel_error, accel_valid, mpvpe, pa_mpvpe, rigid_align
 from jaxpose.metrics.multihyp import (
   joint_best_pose,
   mpjpe_best_of,
@@ -53,6 +54,8 @@ __all__ = [
   'AUC_THRESHOLDS_MM',
   'PCK_JOINTS_3DHP',
   'PCK_JOINTS_H36M',
+  'accel_error',
+  'accel_valid',
   'assign_clusters',
   'auc',
   'best_sample_mpjve',
@@ -67,15 +70,18 @@ __all__ = [
   'mpjpe_best_of',
   'mpjpe_joint_best',
   'mpjve',
+  'mpvpe',
   'n_mpjpe',
   'n_mpjpe_procrustes_scale',
   'normalize_pose',
   'p_mpjpe',
   'p_mpjpe_best_of',
+  'pa_mpvpe',
   'pck',
   'protocol_errors',
   'pss',
   'reduce_joints',
   'reduce_protocols',
+  'rigid_align',
   'validate_poses',
 ]

@@ -88,6 +88,17 @@ def build(name: str, variant: str | None = None, **overrides: Any):
   return mod.Model(**kwargs)
 
 
+def build_from_config(config: Any):
+  """The model of a run config: `build(config.model.name, config.model.variant, **config.model.kwargs)`.
+
+  `config` is a run config (`configs/common.py` schema) or any mapping with a `model` block of
+  `name`, `variant` ('' or None for the default) and `kwargs`.
+  """
+  m = config['model'] if isinstance(config, dict) else config.model
+  get = m.get if hasattr(m, 'get') else lambda k, d=None: getattr(m, k, d)
+  return build(get('name'), get('variant') or None, **dict(get('kwargs') or {}))
+
+
 def param_count(name: str, variant: str | None = None, **overrides: Any) -> int:
   """Number of trainable parameters (the `params` collection), computed without allocating."""
   model = build(name, variant, **overrides)

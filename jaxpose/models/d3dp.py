@@ -28,7 +28,7 @@ Deviations from the official code:
   * The hypothesis axis H is not part of the module: `methods.d3dp` folds it into the batch
     (the official MixSTE2 reshapes (B, H) -> B*H internally; the math is the same).
   * The 12 float64 schedule buffers of the official state dict are not variables here; the
-    schedule is recomputed by `methods.d3dp.cosine_schedule` and `from_torch` checks them.
+    schedule is recomputed by `models.layers.diffusion.cosine_schedule` and `from_torch` checks them.
   * Heads (8) and MLP ratio (2) are hard-coded in the official D3DP wrapper; here they are the
     lifter's fields (MixSTE's defaults are the same).
   * MixSTE's `pos_drop` comes before `token_hook(0, h)`, so with `drop_rate` > 0 the time
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,7 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpose import models
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
+from jaxpose.models.layers.diffusion import cosine_schedule, timestep_embedding
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.mlp import gelu
 
@@ -102,22 +102,6 @@ PAPER = {
   '81': {'params': 34_752_515, 'frames': 81, 'reported_params': '34.8M (measured)'},
   '27': {'params': 34_724_867, 'frames': 27, 'reported_params': '34.7M (measured)'},
 }
-
-
-def timestep_embedding(t: jax.Array, dim: int) -> jax.Array:
-  """Sinusoidal embedding of diffusion timesteps (official `SinusoidalPositionEmbeddings`).
-
-  Args:
-    t: (B,) timesteps (int or float).
-    dim: D, even and >= 4.
-
-  Returns:
-    (B, D) float32: [sin(t w), cos(t w)] with w_i = exp(-i ln(1e4) / (D/2 - 1)).
-  """
-  half = dim // 2
-  freqs = jnp.exp(jnp.arange(half, dtype=jnp.float32) * -(math.log(10000.0) / (half - 1)))
-  arg = jnp.asarray(t, jnp.float32)[:, None] * freqs[None, :]
-  return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=-1)
 
 
 class Model(nn.Module):
@@ -239,7 +223,7 @@ def from_torch(
     dep: depth (`-dep`); None counts the blocks.
     number_of_frames: T (`-f`); None reads the temporal position embedding.
     timestep: diffusion steps of the schedule; float64 buffers present in the state dict are
-      checked against `methods.d3dp.cosine_schedule(timestep)` (max abs 1e-12).
+      checked against `layers.diffusion.cosine_schedule(timestep)` (max abs 1e-12).
     **ignored: the other official arguments (`scale`, `test_time_augmentation`,
       `num_proposals`, `sampling_timesteps`, joints_left/right, `is_train`) are sampler settings
       of `methods.d3dp`, not weights.
@@ -248,8 +232,6 @@ def from_torch(
     (Model, variables).
   """
   del ignored
-  from jaxpose.methods.d3dp import cosine_schedule  # the method owns the schedule
-
   sched = cosine_schedule(timestep)
   for key, value in state_dict.items():
     if not key.startswith('pose_estimator.') and key in sched:
@@ -269,6 +251,4 @@ def from_torch(
     lifter='mixste',
     lifter_kwargs=(('dim', dim), ('depth', depth), ('num_heads', 8), ('mlp_ratio', 2.0)),
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference, rename=_torch_rename)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)), rename=_torch_rename)

@@ -54,8 +54,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import (
+  convert_for_model,
+  extract_state_dict,
+  read_checkpoint,
+)
 from jaxpose.models import mixste
+from jaxpose.models.layers.diffusion import timestep_embedding
 from jaxpose.models.layers.linear import Linear
 
 # H36M-17 bones (parent, child), the official `edges`.
@@ -275,15 +280,6 @@ class GraAttenLayer(nn.Module):
 # ------------------------------------------------------------------------- GCNdiff / GCNpose
 
 
-def timestep_embedding(t: jax.Array, dim: int) -> jax.Array:
-  """DDPM sinusoidal embedding of float timesteps: (N,) -> (N, dim), [sin | cos]."""
-  half = dim // 2
-  freq = jnp.exp(jnp.arange(half, dtype=jnp.float32) * -(math.log(10000) / (half - 1)))
-  arg = jnp.asarray(t, jnp.float32)[:, None] * freq[None, :]
-  emb = jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=1)
-  return jnp.pad(emb, ((0, 0), (0, dim % 2)))
-
-
 class _TimeMLP(nn.Module):
   hid_dim: int
 
@@ -481,23 +477,20 @@ def convert_trunk(
   """Official GCNdiff / GCNpose state dict -> variables of `trunk` ({'params': ...}).
 
   GCNpose's unused `temb.dense.*` weights are skipped (explicitly, by name)."""
-  x = jnp.zeros((1, trunk.num_joints, in_channels), jnp.float32)
-  t = jnp.zeros((1,)) if trunk.time_embedding else None
-  ref = jax.eval_shape(lambda: trunk.init(jax.random.key(0), x, t, train=False))
+  t = (1,) if trunk.time_embedding else None
   skip = None if trunk.time_embedding else (lambda k: k.startswith('temb.'))
-  return convert_state_dict(_clean(state_dict), ref, rename=_trunk_rename, skip=skip)
+  x = (1, trunk.num_joints, in_channels)
+  return convert_for_model(_clean(state_dict), trunk, x, t, rename=_trunk_rename, skip=skip)
 
 
 def _clean(state_dict: Any) -> dict[str, np.ndarray]:
   """Released layout -> plain state dict: a list/tuple whose first entry is the state dict
   (`[state_dict, optimizer, epoch, step, ema]`), or a path to such a file; `module.` stripped."""
-  from jaxpose import convert
-
   if isinstance(state_dict, (str, os.PathLike)):
-    state_dict = convert.read_checkpoint(state_dict)
+    state_dict = read_checkpoint(state_dict)
   if isinstance(state_dict, (list, tuple)):
     state_dict = state_dict[0]
-  return convert.extract_state_dict(state_dict)
+  return extract_state_dict(state_dict)
 
 
 def from_torch(

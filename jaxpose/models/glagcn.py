@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
 from jaxpose.geometry.skeleton import get as get_skeleton
 from jaxpose.geometry.skeleton import normalize_adjacency
 from jaxpose.models.layers.linear import constant_init, torch_bias_init, torch_kernel_init
@@ -422,6 +422,4 @@ def from_torch(
     kw['filter_widths'] = (3,) * (len(units) // 2)
   kw['filter_widths'] = tuple(int(f) for f in kw['filter_widths'])
   model = Model(**kw)
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)))

@@ -18,7 +18,7 @@ The backbone is not copied: this Model builds the registered lifter (`backbone` 
 `mode='tpc'` (prune only; the centre frame is always kept; no token embedding, no TRA) is
 seq2frame: it predicts the K kept frames, (B, K, J, 3); `return_index=True` also returns their
 indices (B, K), which the loss needs (`jaxpose.methods.hot`, `config.method.name = 'hot'`).
-The pieces (DPC-kNN, TPC, TRA) are in `jaxpose.methods.hot`.
+The pieces (DPC-kNN, TPC, TRA) are in `jaxpose.models.layers.token_pruning`.
 
 Published models (VARIANTS): HoT w. MixSTE (81 tokens at block 3 of 8, T = 243), TPC w. MixSTE (61
 at block 7), HoT w. MotionBERT-Lite (81 at block 1 of 5). `hot_motionagformer` follows the
@@ -31,7 +31,7 @@ Parameters: `backbone/...` (exactly the backbone's tree, so trained backbone wei
 `tra/cross_attention/{linear_q,linear_k,linear_v,proj}`. TRA uses the backbone's heads and qkv
 bias (MotionAGFormer: no bias) and the backbone's init convention (MotionBERT: N(0, 0.02)).
 
-Deviations from the official code (see also `jaxpose.methods.hot`):
+Deviations from the official code (see also `jaxpose.models.layers.token_pruning`):
   * Density jitter from the RNG stream 'hot' (or a fixed key), not torch's global RNG.
   * TRA projects its shared queries once, not once per (sample, joint): the same values, fewer
     MACs ((J - 1) T D^2: 1.02 G of HoT-MixSTE's 84.0 G, 0.25 G of HoT-MotionBERT's 31.7 G).
@@ -47,13 +47,12 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
 from jaxpose import models
-from jaxpose.convert.torch_utils import convert_state_dict
-from jaxpose.methods.hot import TokenPruningCluster, TokenRecoveringAttention
+from jaxpose.convert.torch_utils import abstract_variables, convert_state_dict
+from jaxpose.models.layers.token_pruning import TokenPruningCluster, TokenRecoveringAttention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -445,8 +444,7 @@ def from_torch(
     layer_index=default_layer if layer_index is None else int(layer_index),
     mode=mode,
   )
-  x = jnp.zeros((1, *input_shape(hot)), jnp.float32)
-  reference = jax.eval_shape(lambda: hot.init(jax.random.key(0), x, train=False))
+  reference = abstract_variables(hot, (1, *input_shape(hot)))
   own_ref = {'params': {k: v for k, v in reference['params'].items() if k != 'backbone'}}
   renamed = {_OWN_KEYS.get(k, f'tra.{k}'): v for k, v in own.items()}
   variables = convert_state_dict(renamed, own_ref) if own else {'params': {}}

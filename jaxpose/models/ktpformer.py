@@ -52,10 +52,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
 from jaxpose.models.layers.kpa_tpa import (
   H36M_PARENTS,
   KPA,
@@ -337,6 +336,4 @@ def from_torch(
     expected = trajectory_adjacency(model.num_frames)
     if not np.allclose(np.asarray(adj_temporal, np.float32), expected, atol=1e-6):
       raise ValueError(f'adj_temporal is not the {model.num_frames}-frame chain graph')
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference, rename=_torch_rename)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)), rename=_torch_rename)

@@ -46,10 +46,9 @@ from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
 from jaxpose.models.layers.kpa_tpa import KPA, StackedTPA
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.norms import LayerNorm
@@ -236,6 +235,4 @@ def from_torch(
     attn_drop_rate=attn_drop_rate,
     drop_path_rate=drop_path_rate,
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)))

@@ -475,7 +475,7 @@ def from_torch(
   Returns:
     (model, variables) with variables {'params': ..., 'batch_stats': ...}.
   """
-  from jaxpose.convert.torch_utils import convert_state_dict
+  from jaxpose.convert.torch_utils import convert_for_model
 
   kwargs = dict(official_kwargs)
   act = kwargs.get('act_layer')
@@ -488,6 +488,4 @@ def from_torch(
       f'from_torch: unknown MotionAGFormer kwargs {unknown}; valid: {sorted(fields)}'
     )
   model = Model(**kwargs)
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(state_dict, reference, rename=_torch_rename)
+  return model, convert_for_model(state_dict, model, (1, *input_shape(model)), rename=_torch_rename)

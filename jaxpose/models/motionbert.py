@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
 from jaxpose.models.layers.kpa_tpa import KPA, StackedTPA
 from jaxpose.models.layers.linear import Linear, constant_init
 from jaxpose.models.layers.norms import LayerNorm
@@ -292,6 +292,4 @@ def from_torch(
     att_fuse=any(k.startswith('ts_attn.') for k in sd) if att_fuse is None else att_fuse,
     norm_eps=_norm_eps(norm_layer),
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference, rename=_torch_rename)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)), rename=_torch_rename)

@@ -3,10 +3,11 @@
 Paper: Zhang, Chai, Jiang, Ye, Song, Hwang, Wang, "A Unified 2D-3D Human Pose Representation via
 Masked Pose Modeling", arXiv:2306.17201. The lifter is P-STMO's (Shan et al., ECCV 2022).
 Official code: github.com/vvirgooo2/MPM at commit 47ceae47d75a80ca7a20dcf90371e4638669e34c
-(`model/MPM.py: Model`, `model/component/{Transformer, strided_transformer_encoder, refine}.py`).
+(`model/MPM.py: Model`, `model/MPMLift.py: MPMmask2, MPMmask`,
+`model/component/{Transformer, strided_transformer_encoder, refine}.py`).
 The repository has no licence; written from the spec in research/mpm.md, no code copied.
-The masked pre-training network lives in `jaxpose/methods/mpm.py`; it shares the encoder modules
-defined here under the same names, so pre-trained weights load by name.
+The masked pre-training network `PretrainNet` (below) shares the encoder modules of `Model` under
+the same names, so pre-trained weights load by name (`jaxpose.methods.mpm.load_pretrained_encoder`).
 
 Pipeline for x: kp2d_norm (B, T, J, 2):
   1. flatten to (B, T, 2J), channel = joint * 2 + coord;
@@ -23,6 +24,23 @@ Pipeline for x: kp2d_norm (B, T, J, 2):
   8. optional `refine` (P-STMO post-refinement): per-joint sigmoid weights mixing the predicted
      x, y with the back-projection of the input 2D at the predicted depth (needs the camera and
      the GT root; see `uvd_to_xyz`).
+
+Pre-training network (`PretrainNet`, official `MPMmask2`; `decoder_layers=2` gives `MPMmask`):
+  * a 2D branch `encoder2d` (Simplemlp 2J -> 2C) and a 3D branch `encoder3d` (3J -> 2C), then the
+    layers shared by both: `shared_layers_spatial` (FCBlock 2C -> C) and `shared_layers_temporal`
+    (vanilla transformer), named exactly like the fine-tuning lifter (`jaxpose.models.mpm.Model`)
+    so that `load_pretrained_encoder` copies them by name;
+  * spatial masking: masked joints are replaced by a learnable token (`spatial_mask_token2d` (2,),
+    `spatial_mask_token3d` (3,)) before the encoder;
+  * temporal masking, MAE style: the positional embedding is added to all frames, then only the
+    visible frames are encoded; `encoder_LN` normalises them;
+  * decoder input: visible features + `dec_pos_embedding`, masked frames `temporal_mask_token` +
+    `dec_pos_embedding`, in the original frame order; `decoder2d` / `decoder3d` (transformers
+    without positional embedding) and BN + Linear heads `fcn_dec2d` (2J) / `fcn_dec3d` (3J).
+  Outputs: the 2D reconstruction and the 2D->3D lift from the masked 2D input, and the 3D
+  reconstruction from the masked 3D input.
+  Masks are drawn from the RNG stream 'mask' (`sample_masks`, the official `MaskGen`) unless
+  given explicitly (`MASK_KEYS`).
 
 Every LayerNorm is `PstmoLayerNorm` (unbiased std, eps 1e-6 added to the std). BatchNorm is
 `TorchBatchNorm` (torch running statistics). Attention is the shared `layers.Attention`: the four
@@ -44,12 +62,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose.convert import torch_utils as tu
 from jaxpose.models.layers.attention import Attention
 from jaxpose.models.layers.linear import Linear, torch_bias_init, torch_kernel_init
 from jaxpose.models.layers.mlp import Mlp
@@ -489,6 +509,226 @@ class Model(nn.Module):
     return (out, vte) if return_all else out
 
 
+# ---------------------------------------------------------------------------------------------
+# Masked pose modelling pre-training network (official `MPMmask2` / `MPMmask`).
+
+# Optional explicit masks in a batch; when absent the step draws them from the 'mask' stream.
+MASK_KEYS = ('spatial_mask_2d', 'spatial_mask_3d', 'temporal_mask_2d', 'temporal_mask_3d')
+
+
+def _ranks(u: jax.Array) -> jax.Array:
+  return jnp.argsort(jnp.argsort(u, axis=-1), axis=-1)
+
+
+def sample_masks(
+  rng: jax.Array,
+  *,
+  num_frames: int,
+  num_joints: int,
+  spatial_mask_num: int,
+  num_masked: int,
+  batch_size: int | None = None,
+) -> dict[str, jax.Array]:
+  """Random spatial and temporal masks for the 2D and 3D branches (official `MaskGen`).
+
+  Args:
+    rng: PRNG key.
+    num_frames, num_joints: T, J.
+    spatial_mask_num: joints masked in every frame.
+    num_masked: frames masked (dropped before the encoder).
+    batch_size: None shares one mask over the batch (official); else one mask per sample.
+
+  Returns:
+    {'spatial_mask_2d', 'spatial_mask_3d': (T, J) or (B, T, J) bool,
+     'temporal_mask_2d', 'temporal_mask_3d': (T,) or (B, T) bool}, True = masked.
+  """
+  lead = () if batch_size is None else (batch_size,)
+  k = jax.random.split(rng, 4)
+  out = {}
+  for i, d in enumerate(('2d', '3d')):
+    u = jax.random.uniform(k[2 * i], (*lead, num_frames, num_joints))
+    out[f'spatial_mask_{d}'] = _ranks(u) < spatial_mask_num
+    u = jax.random.uniform(k[2 * i + 1], (*lead, num_frames))
+    out[f'temporal_mask_{d}'] = _ranks(u) < num_masked
+  return out
+
+
+class PretrainNet(nn.Module):
+  """Masked pose modelling network (official `MPMmask2`; `MPMmask` with decoder_layers=2).
+
+  Attributes:
+    num_frames: T.
+    num_joints: J.
+    layers: shared temporal transformer layers L.
+    channel: width C.
+    d_hid: FFN hidden width.
+    num_heads: attention heads (8).
+    dropout: transformer dropout (0.1).
+    mlp_dropout: MLP encoder dropout (0.1 in the pre-training `Encoder.py`).
+    decoder_layers: layers of each decoder (1 for MPMmask2, 2 for MPMmask).
+    spatial_mask_num: joints masked per frame when masks are drawn.
+    temporal_mask_rate: fraction of frames masked; int(T * rate) frames.
+    bn_momentum: BatchNorm momentum, torch convention.
+  """
+
+  num_frames: int = 243
+  num_joints: int = 17
+  layers: int = 4
+  channel: int = 256
+  d_hid: int = 512
+  num_heads: int = 8
+  dropout: float = 0.1
+  mlp_dropout: float = 0.1
+  decoder_layers: int = 1
+  spatial_mask_num: int = 5
+  temporal_mask_rate: float = 0.6
+  bn_momentum: float = 0.1
+
+  @property
+  def in_channels(self) -> int:
+    """C_in of the 2D branch's input (the engine's init and example inputs)."""
+    return 2
+
+  @property
+  def num_masked_frames(self) -> int:
+    # The small epsilon keeps e.g. T * (16 / T) from rounding down to 15.
+    return int(self.num_frames * self.temporal_mask_rate + 1e-9)
+
+  def setup(self):
+    c, t = self.channel, self.num_frames
+    self.encoder2d = Simplemlp(2 * c, self.mlp_dropout, self.bn_momentum)
+    self.encoder3d = Simplemlp(2 * c, self.mlp_dropout, self.bn_momentum)
+    self.shared_layers_spatial = FCBlock(c, 1, self.mlp_dropout, self.bn_momentum)
+    self.shared_layers_temporal = VanillaTransformer(
+      self.layers, self.d_hid, t, self.num_heads, self.dropout
+    )
+    self.encoder_LN = PstmoLayerNorm()
+    randn = nn.initializers.normal(1.0)
+    self.dec_pos_embedding = self.param('dec_pos_embedding', randn, (1, t, c))
+    self.temporal_mask_token = self.param('temporal_mask_token', randn, (1, 1, c))
+    self.spatial_mask_token3d = self.param('spatial_mask_token3d', randn, (1, 1, 3))
+    self.spatial_mask_token2d = self.param('spatial_mask_token2d', randn, (1, 1, 2))
+    dec = dict(
+      num_layers=self.decoder_layers,
+      d_ff=self.d_hid,
+      length=t,
+      num_heads=self.num_heads,
+      dropout=self.dropout,
+      pos_embedding=False,
+    )
+    self.decoder2d = VanillaTransformer(**dec)
+    self.decoder3d = VanillaTransformer(**dec)
+    self.fcn_dec2d = Head(2 * self.num_joints, self.bn_momentum)
+    self.fcn_dec3d = Head(3 * self.num_joints, self.bn_momentum)
+
+  def encode(
+    self, x: jax.Array, smask: jax.Array, tmask: jax.Array, num_masked: int, *, train: bool
+  ) -> jax.Array:
+    """Masked encoding and decoder input.
+
+    Args:
+      x: (B, T, J, 2|3) poses.
+      smask: (T, J) or (B, T, J) bool, True = joint replaced by the mask token.
+      tmask: (T,) or (B, T) bool, True = frame dropped; exactly `num_masked` per row.
+      num_masked: static count of masked frames.
+      train: dropout and BatchNorm batch statistics.
+
+    Returns:
+      decoder input (B, T, C).
+    """
+    b, t, j, d = x.shape
+    if (t, j) != (self.num_frames, self.num_joints) or d not in (2, 3):
+      raise ValueError(
+        f'PretrainNet expects (B, {self.num_frames}, {self.num_joints}, 2|3), got {x.shape}'
+      )
+    token = self.spatial_mask_token2d if d == 2 else self.spatial_mask_token3d
+    x = jnp.where(jnp.broadcast_to(smask, (b, t, j))[..., None], token[0, 0], x)
+    h = x.reshape(b, t, j * d)
+    h = (self.encoder2d if d == 2 else self.encoder3d)(h, train=train)
+    h = self.shared_layers_spatial(h, train=train)
+    tmask = jnp.broadcast_to(tmask, (b, t))
+    # Visible frames first, each group in frame order (the official nonzero() order).
+    order = jnp.argsort(tmask.astype(jnp.int32), axis=-1, stable=True)
+    vis_idx, mask_idx = order[:, : t - num_masked], order[:, t - num_masked :]
+    feats = self.shared_layers_temporal(h, train=train, visible_idx=vis_idx)
+    feats = self.encoder_LN(feats)
+    pos = jnp.broadcast_to(self.dec_pos_embedding, (b, t, self.channel))
+    take = lambda a, idx: jnp.take_along_axis(a, idx[..., None], axis=1)
+    full = jnp.concatenate(
+      [feats + take(pos, vis_idx), self.temporal_mask_token + take(pos, mask_idx)], axis=1
+    )
+    return take(full, jnp.argsort(order, axis=-1))  # back to frame order
+
+  def decode(self, h: jax.Array, dim: int, *, train: bool) -> jax.Array:
+    """Decoder input (B, T, C) -> (B, T, J, dim) with the 2D (dim 2) or 3D (dim 3) decoder."""
+    b, t, _ = h.shape
+    dec, head = (self.decoder2d, self.fcn_dec2d) if dim == 2 else (self.decoder3d, self.fcn_dec3d)
+    return head(dec(h, train=train), train=train).reshape(b, t, self.num_joints, dim)
+
+  def __call__(
+    self,
+    x2d: jax.Array,
+    x3d: jax.Array | None = None,
+    *,
+    train: bool,
+    masks: Mapping[str, jax.Array] | None = None,
+    lift: bool = True,
+    num_masked: int | None = None,
+  ) -> dict[str, jax.Array]:
+    """Runs the 2D branch (and the 3D branch when `x3d` is given).
+
+    Args:
+      x2d: kp2d_norm (B, T, J, 2) (a confidence channel, if any, is dropped).
+      x3d: pose3d_cam (B, T, J, 3) root-relative, or None (then zeros, so `init` creates every
+        parameter; the 3D output is still returned).
+      train: dropout (rng 'dropout') and BatchNorm batch statistics (mutable `batch_stats`).
+      masks: `MASK_KEYS` arrays (see `sample_masks`); None draws them from the rng stream 'mask'
+        (or from a fixed key when no 'mask' stream is given, e.g. at `init`).
+      lift: also lift the masked 2D input to 3D.
+      num_masked: static count of masked frames; default `num_masked_frames`.
+
+    Returns:
+      {'out2d': (B, T, J, 2), 'out3d': (B, T, J, 3), and with `lift` 'out3d_lift' (B, T, J, 3)}.
+    """
+    n = self.num_masked_frames if num_masked is None else num_masked
+    if masks is None:
+      rng = self.make_rng('mask') if self.has_rng('mask') else jax.random.key(0)
+      masks = sample_masks(
+        rng,
+        num_frames=self.num_frames,
+        num_joints=self.num_joints,
+        spatial_mask_num=self.spatial_mask_num,
+        num_masked=n,
+      )
+    x2d = x2d[..., :2]
+    if x3d is None:
+      x3d = jnp.zeros((*x2d.shape[:-1], 3), x2d.dtype)
+    h2 = self.encode(x2d, masks['spatial_mask_2d'], masks['temporal_mask_2d'], n, train=train)
+    out = {'out2d': self.decode(h2, 2, train=train)}
+    if lift:
+      out['out3d_lift'] = self.decode(h2, 3, train=train)
+    h3 = self.encode(x3d, masks['spatial_mask_3d'], masks['temporal_mask_3d'], n, train=train)
+    out['out3d'] = self.decode(h3, 3, train=train)
+    return out
+
+
+def from_lifter(model: Model, **overrides: Any) -> PretrainNet:
+  """The pre-training network whose encoder matches `model` (same T, J, L, C, d_ff, heads)."""
+  shared = (
+    'num_frames',
+    'num_joints',
+    'layers',
+    'channel',
+    'd_hid',
+    'num_heads',
+    'dropout',
+    'bn_momentum',
+  )
+  kw = {name: getattr(model, name) for name in shared}
+  kw.update(overrides)
+  return PretrainNet(**kw)
+
+
 PAPER = {
   'h36m_f243': _paper('h36m_f243', 7_009_382, 140_322, 1_021_536_768, 'README evaluation command'),
   'h36m_f243_l3': _paper(
@@ -514,20 +754,17 @@ def _np(a) -> jnp.ndarray:
 
 def _dense(sd: Mapping[str, np.ndarray], key: str) -> dict:
   """torch Linear (out, in) or Conv1d k=1 (out, in, 1) -> {'kernel': (in, out), 'bias'}."""
-  w = np.asarray(sd[f'{key}.weight'], np.float32)
-  if w.ndim == 3:
-    w = w[:, :, 0]
-  return {'kernel': _np(w.T), 'bias': _np(sd[f'{key}.bias'])}
+  return jax.tree.map(_np, tu.linear(sd[f'{key}.weight'], sd[f'{key}.bias']))
 
 
 def _bn(sd: Mapping[str, np.ndarray], key: str) -> tuple[dict, dict]:
-  return (
-    {'scale': _np(sd[f'{key}.weight']), 'bias': _np(sd[f'{key}.bias'])},
-    {'mean': _np(sd[f'{key}.running_mean']), 'var': _np(sd[f'{key}.running_var'])},
-  )
+  """torch BatchNorm1d -> (params {'scale', 'bias'}, batch_stats {'mean', 'var'})."""
+  names = ('weight', 'bias', 'running_mean', 'running_var')
+  return jax.tree.map(_np, tu.batch_norm(*(sd[f'{key}.{n}'] for n in names)))
 
 
 def _ln(sd: Mapping[str, np.ndarray], key: str) -> dict:
+  """PstmoLayerNorm's own parameter names (a_2 scale, b_2 shift), unchanged."""
   return {'a_2': _np(sd[f'{key}.a_2']), 'b_2': _np(sd[f'{key}.b_2'])}
 
 
@@ -621,11 +858,6 @@ def convert_encoder(sd, *, encoder: str = 'encoder2d') -> tuple[dict, dict]:
   return params, stats
 
 
-def strip_module_prefix(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Drops DataParallel's `module.` prefix (the official checkpoints are saved with it)."""
-  return {k[7:] if k.startswith('module.') else k: v for k, v in state_dict.items()}
-
-
 def from_torch(
   state_dict: Mapping[str, np.ndarray],
   *,
@@ -641,7 +873,7 @@ def from_torch(
   """Converts an official `model.MPM.Model` state dict (the fine-tuned checkpoint).
 
   A pre-training checkpoint (`MPMmask2` / `MPMmask`, recognised by `dec_pos_embedding`) is handed
-  to `jaxpose.methods.mpm.pretrain_from_torch` and gives a `PretrainNet` instead.
+  to `pretrain_from_torch` and gives a `PretrainNet` instead.
 
   Args:
     state_dict: official keys (`encoder2d.fc_1.weight`, ...; a `module.` prefix is stripped).
@@ -654,10 +886,8 @@ def from_torch(
   Returns:
     (Model, variables) with `params` and `batch_stats`.
   """
-  sd = strip_module_prefix(state_dict)
+  sd = tu.strip_prefixes(state_dict)
   if 'dec_pos_embedding' in sd:
-    from jaxpose.methods.mpm import pretrain_from_torch
-
     kw = dict(layers=layers, channel=channel, d_hid=d_hid, frames=frames, n_joints=n_joints)
     return pretrain_from_torch(sd, **kw, **unused)
   del unused
@@ -685,38 +915,74 @@ def from_torch(
   for name in ('fcn', 'fcn_1'):
     params[name], stats[name] = convert_head(sd, name)
   if refine_state_dict is not None:
-    rsd = strip_module_prefix(refine_state_dict)
+    rsd = tu.strip_prefixes(refine_state_dict)
     params['post_refine'] = {
       'fc1': _dense(rsd, 'post_refine.0'),
       'fc2': _dense(rsd, 'post_refine.3'),
     }
   variables = {'params': params, 'batch_stats': stats}
-  check_variables(model, variables, example_input_of(model))
+  check_variables(model, variables)
   return model, variables
 
 
-def example_input_of(model) -> jax.ShapeDtypeStruct:
-  return jax.ShapeDtypeStruct((1, model.num_frames, model.num_joints, 2), jnp.float32)
+def check_variables(model: nn.Module, variables) -> None:
+  """Raises ValueError naming every path whose presence or shape differs from `model.init`'s
+  (on a (1, T, J, 2) input)."""
+  shape = (1, model.num_frames, model.num_joints, 2)
+  tu.check_variables(variables, tu.abstract_variables(model, shape), type(model).__name__)
 
 
-def check_variables(model: nn.Module, variables, x) -> None:
-  """Raises ValueError naming every path whose presence or shape differs from `model.init`'s."""
-  ref = jax.eval_shape(
-    lambda: model.init(jax.random.key(0), jnp.zeros(x.shape, x.dtype), train=False)
+def pretrain_from_torch(
+  state_dict: Mapping[str, np.ndarray],
+  *,
+  layers: int | None = None,
+  channel: int | None = None,
+  d_hid: int | None = None,
+  frames: int | None = None,
+  n_joints: int | None = None,
+  spatial_mask_num: int = 5,
+  temporal_mask_rate: float = 0.6,
+  **unused,
+):
+  """Converts an official `MPMmask2` / `MPMmask` state dict (the pre-training checkpoint).
+
+  Args:
+    state_dict: official keys (a DataParallel `module.` prefix is stripped).
+    layers, channel, d_hid, frames, n_joints: official `opt` fields; None reads the shapes.
+    spatial_mask_num, temporal_mask_rate: official `-smn` / `-tmr`.
+    **unused: other `opt` fields (ignored).
+
+  Returns:
+    (PretrainNet, variables) with `params` and `batch_stats`.
+  """
+  del unused
+  sd = tu.strip_prefixes(state_dict)
+  pos = np.asarray(sd['dec_pos_embedding'])
+  n_layers = _num_layers
+  model = PretrainNet(
+    num_frames=frames or pos.shape[1],
+    num_joints=n_joints or np.asarray(sd['fcn_dec3d.1.weight']).shape[0] // 3,
+    layers=layers or n_layers(sd, 'shared_layers_temporal.model.layers'),
+    channel=channel or pos.shape[2],
+    d_hid=d_hid or np.asarray(sd['decoder2d.model.layers.0.feed_forward.w_1.weight']).shape[0],
+    decoder_layers=n_layers(sd, 'decoder2d.model.layers'),
+    spatial_mask_num=spatial_mask_num,
+    temporal_mask_rate=temporal_mask_rate,
   )
-  flat_ref = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(ref)}
-  flat = {
-    jax.tree_util.keystr(k): jnp.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(variables)
-  }
-  missing = sorted(set(flat_ref) - set(flat))
-  extra = sorted(set(flat) - set(flat_ref))
-  bad = sorted(
-    f'{k}: {flat[k]} != {flat_ref[k]}'
-    for k in set(flat) & set(flat_ref)
-    if tuple(flat[k]) != tuple(flat_ref[k])
-  )
-  if missing or extra or bad:
-    raise ValueError(
-      f'converted checkpoint does not fit {type(model).__name__}: missing {missing}, '
-      f'unexpected {extra}, shape mismatches {bad}'
-    )
+  params, stats = convert_encoder(sd)
+  params['encoder3d'], stats['encoder3d'] = convert_simplemlp(sd, 'encoder3d')
+  params['encoder_LN'] = _ln(sd, 'encoder_LN')
+  for name in (
+    'dec_pos_embedding',
+    'temporal_mask_token',
+    'spatial_mask_token3d',
+    'spatial_mask_token2d',
+  ):
+    params[name] = _np(sd[name])
+  for name in ('decoder2d', 'decoder3d'):
+    params[name] = convert_transformer(sd, name)
+  for name in ('fcn_dec2d', 'fcn_dec3d'):
+    params[name], stats[name] = convert_head(sd, name)
+  variables = {'params': params, 'batch_stats': stats}
+  check_variables(model, variables)
+  return model, variables

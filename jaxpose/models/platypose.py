@@ -35,7 +35,6 @@ Deviations from the official code:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,8 +43,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import abstract_variables, convert_state_dict
 from jaxpose.models.layers.attention import Attention
+from jaxpose.models.layers.diffusion import sinusoid_table
 from jaxpose.models.layers.linear import Linear
 from jaxpose.models.layers.mlp import gelu
 from jaxpose.models.layers.norms import LayerNorm
@@ -74,16 +74,6 @@ PAPER = {
     'reported_params': 'not reported; measured on the official class',
   },
 }
-
-
-def sinusoid_table(max_len: int, dim: int) -> np.ndarray:
-  """PositionalEncoding: pe[p, 2i] = sin(p w_i), pe[p, 2i+1] = cos(p w_i): (max_len, dim) f32."""
-  pos = np.arange(max_len, dtype=np.float32)[:, None]
-  div = np.exp(np.arange(0, dim, 2, dtype=np.float32) * np.float32(-math.log(10000.0) / dim))
-  pe = np.zeros((max_len, dim), np.float32)
-  pe[:, 0::2] = np.sin(pos * div)
-  pe[:, 1::2] = np.cos(pos * div)
-  return pe
 
 
 class EncoderLayer(nn.Module):
@@ -229,8 +219,7 @@ def from_torch(
     dropout=dropout,
     max_len=pe.shape[0],
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  ref = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  ref = abstract_variables(model, (1, *input_shape(model)))
   qkv = {}
   for k in list(sd):
     if k.endswith('self_attn.in_proj_weight') or k.endswith('self_attn.in_proj_bias'):

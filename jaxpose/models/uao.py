@@ -4,7 +4,8 @@ Paper: Wang et al., "Uncertainty-Aware Testing-Time Optimization for 3D Human Po
 IEEE TMM 2025, arXiv:2402.02339. Official code: github.com/xiu-cs/UAO-Pose3D at commit
 cb505888df43b760cbcc6cd616f6b1232f89d131 (`model/model_Gaussian.py`, `model/graph_frames.py`).
 Written from the spec in research/uao.md; no code copied. The test-time optimisation (TTO) and the
-training loss live in `jaxpose/methods/uao.py`.
+training loss live in `jaxpose/methods/uao.py`. `WithUncertainty(lifter)` (end of this file) adds
+UAO's log-scale head to any other registry lifter.
 
 Each frame is lifted on its own (B, T, J, 2) -> (B, T, J, 3): the official model is single-frame
 (T = 1); other T are folded into the batch. Per frame, x: (J, 2) normalised screen coordinates:
@@ -48,6 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpose import models
+from jaxpose.convert import torch_utils as tu
 from jaxpose.geometry import skeleton as skel
 from jaxpose.models.layers.drop_path import DropPath
 from jaxpose.models.layers.mlp import gelu
@@ -278,18 +281,18 @@ class Model(nn.Module):
 # Official checkpoint import.
 
 
+def _f32(tree):
+  return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
+
+
 def _dense(sd: Mapping[str, np.ndarray], key: str) -> dict[str, jnp.ndarray]:
-  w = np.asarray(sd[f'{key}.weight'], np.float32)
-  if w.ndim == 3:  # Conv1d(kernel_size=1) -> Dense
-    w = w[..., 0]
-  return {'kernel': jnp.asarray(w.T), 'bias': jnp.asarray(sd[f'{key}.bias'], jnp.float32)}
+  """torch Linear or Conv1d(kernel_size=1) -> {'kernel': (in, out), 'bias'} float32."""
+  return _f32(tu.linear(np.asarray(sd[f'{key}.weight'], np.float32), sd[f'{key}.bias']))
 
 
 def _ln(sd: Mapping[str, np.ndarray], key: str) -> dict[str, jnp.ndarray]:
-  return {
-    'scale': jnp.asarray(sd[f'{key}.weight'], jnp.float32),
-    'bias': jnp.asarray(sd[f'{key}.bias'], jnp.float32),
-  }
+  """torch LayerNorm -> {'scale', 'bias'} float32."""
+  return _f32(tu.layer_norm(sd[f'{key}.weight'], sd[f'{key}.bias']))
 
 
 _CHANNEL = {'channel_down': 'linear_down', 'channel_mid': 'linear_mid', 'channel_up': 'linear_up'}
@@ -359,3 +362,79 @@ def from_torch(
     p[f'pred_{name}_fc1'] = _dense(sd, f'pred_{name}.fc1')
     p[f'pred_{name}_fc5'] = _dense(sd, f'pred_{name}.fc5')
   return model, {'params': p}
+
+
+# ---------------------------------------------------------------------------------------------
+# A log-scale head for any other lifter.
+
+
+def center_frames(x: jax.Array, t_out: int) -> jax.Array:
+  """The centre t_out frames of x (B, T, ...) -> (B, t_out, ...): what a receptive-field model
+  predicts (T_out < T)."""
+  pad = (x.shape[1] - t_out) // 2
+  return x[:, pad : pad + t_out]
+
+
+class WithUncertainty(nn.Module):
+  """Adds UAO's per-joint log-scale head to any lifter.
+
+  The wrapped lifter's variables live under `lifter`, so a trained lifter's params drop in as
+  `{'params': {'lifter': lifter_params, 'uncertainty_norm': ..., 'uncertainty_fc1': ...,
+  'uncertainty_fc2': ...}}`. The head is
+  LayerNorm -> Dense(hidden) -> GELU -> Dense(1) per joint, on either
+    * the lifter's representation: the input of its final layer named `rep_layer` (captured with
+      `nn.intercept_methods`, no second pass; MotionAGFormer: 'head'), or
+    * (rep_layer=None) the lifter's output pose concatenated with the centre-frame 2D input.
+  This is a jaxpose addition (the paper's only uncertainty model is GUMLP); its log-scale is
+  trained with `uncertainty_nll` like GUMLP's.
+
+  Attributes:
+    lifter: any model-contract lifter, (B, T, J, C) -> (B, T_out, J, 3).
+    hidden: width of the head's hidden layer.
+    rep_layer: name of the lifter's final layer whose input is the representation, or None.
+  """
+
+  lifter: nn.Module
+  hidden: int = 64
+  rep_layer: str | None = None
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    """(T, J, C_in) of the wrapped lifter."""
+    return tuple(models.example_input(self.lifter).shape[1:])
+
+  @property
+  def num_frames(self) -> int:
+    return self.input_shape[0]
+
+  @property
+  def num_joints(self) -> int:
+    return self.input_shape[1]
+
+  @property
+  def in_channels(self) -> int:
+    return self.input_shape[2]
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool, return_uncertainty: bool = False):
+    """x: (B, T, J, C) -> pose (B, T_out, J, 3), or (pose, log_s (B, T_out, J, 1))."""
+    captured = []
+    if self.rep_layer is None:
+      pose = self.lifter(x, train=train)
+      feat = jnp.concatenate([pose, center_frames(x, pose.shape[1])], axis=-1)
+    else:
+
+      def grab(next_fn, args, kwargs, context):
+        if context.module.name == self.rep_layer and context.method_name == '__call__':
+          captured.append(args[0])
+        return next_fn(*args, **kwargs)
+
+      with nn.intercept_methods(grab):
+        pose = self.lifter(x, train=train)
+      if not captured:
+        raise ValueError(f'lifter has no submodule named {self.rep_layer!r} (rep_layer)')
+      feat = captured[-1]
+    h = LayerNorm(name='uncertainty_norm')(feat)
+    h = gelu(nn.Dense(self.hidden, name='uncertainty_fc1')(h))
+    log_s = nn.Dense(1, name='uncertainty_fc2')(h)
+    return (pose, log_s) if return_uncertainty else pose

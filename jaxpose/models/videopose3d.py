@@ -39,10 +39,9 @@ from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxpose.convert.torch_utils import convert_state_dict
+from jaxpose.convert.torch_utils import convert_for_model
 from jaxpose.models.layers.linear import torch_bias_init, torch_kernel_init
 from jaxpose.models.layers.norms import TorchBatchNorm
 
@@ -265,6 +264,4 @@ def from_torch(
     causal=causal,
     dense=dense,
   )
-  x = jnp.zeros((1, *input_shape(model)), jnp.float32)
-  reference = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return model, convert_state_dict(sd, reference)
+  return model, convert_for_model(sd, model, (1, *input_shape(model)))

@@ -21,7 +21,14 @@ from jaxpose.types import PyTree
 
 
 class Checkpointer:
-  """Thin wrapper around two Orbax CheckpointManagers (latest and best)."""
+  """Thin wrapper around two Orbax CheckpointManagers (latest and best).
+
+  Args:
+    workdir: the run directory; checkpoints go to workdir/ckpt and workdir/best.
+    keep: latest checkpoints kept (train.keep_ckpts).
+    best_metric: the metric (lower is better, e.g. 'mpjpe_mm', millimetres) that ranks `best`.
+    async_save: write in a background thread (call `wait` before reading them).
+  """
 
   def __init__(
     self,
@@ -51,9 +58,12 @@ class Checkpointer:
     )
 
   def latest_step(self) -> int | None:
+    """The step (optimiser updates) of the newest complete checkpoint in ckpt/, or None."""
     return self.latest.latest_step()
 
   def save(self, step: int, state: PyTree, data_iter: Any, config: dict[str, Any]) -> None:
+    """Saves `state` (a TrainState), the grain iterator position and `config` (a plain dict,
+    config.to_dict()) as ckpt/<step> (step: optimiser updates done)."""
     args = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(config)}
     if data_iter is not None:
       args['data'] = grain.checkpoint.CheckpointSave(data_iter)
@@ -62,6 +72,8 @@ class Checkpointer:
   def save_best(
     self, step: int, state: PyTree, config: dict[str, Any], metrics: dict[str, float]
   ) -> None:
+    """Offers `state` at `step` to best/: kept if metrics[best_metric] (e.g. mpjpe_mm,
+    millimetres) is the lowest seen; `config` is a plain dict."""
     self.best.save(
       step,
       args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(config)),
@@ -77,7 +89,14 @@ class Checkpointer:
   ) -> PyTree:
     """Restores onto the shardings carried by `abstract_state` (any device count).
 
-    `data_iter`, when given, is advanced in place to the saved iterator position.
+    Args:
+      abstract_state: ShapeDtypeStructs with shardings (`abstract_like`) of the TrainState.
+      data_iter: when given, advanced in place to the saved iterator position.
+      step: the step to restore (default: the newest; for 'best', the best one).
+      which: 'latest' (ckpt/) or 'best' (best/).
+
+    Returns:
+      The TrainState, sharded like `abstract_state`.
     """
     mngr = self.latest if which == 'latest' else self.best
     step = mngr.latest_step() if step is None else step
@@ -91,10 +110,12 @@ class Checkpointer:
     return mngr.restore(step, args=ocp.args.Composite(**args))['state']
 
   def wait(self) -> None:
+    """Blocks until every asynchronous save has finished."""
     self.latest.wait_until_finished()
     self.best.wait_until_finished()
 
   def close(self) -> None:
+    """Waits for pending saves and releases both managers."""
     self.latest.close()
     self.best.close()
 
@@ -107,7 +128,13 @@ def abstract_like(state: PyTree, sharding) -> PyTree:
 def load_params(path: str | pathlib.Path, which: str = 'best') -> dict[str, Any]:
   """Restores params and model_state of a workdir or checkpoint dir to host numpy (no target).
 
-  `path` is a workdir (uses its best/, else ckpt/) or a `.../<step>` directory.
+  Args:
+    path: a workdir (its newest `which` checkpoint, else ckpt/) or a `.../<step>` directory.
+    which: 'best' (best/, falling back to ckpt/) or anything else for ckpt/ only.
+
+  Returns:
+    Variables {'params': ..., other collections (e.g. 'batch_stats')} of numpy arrays, ready for
+    `model.apply`.
   """
   import numpy as np
 

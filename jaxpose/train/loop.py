@@ -14,19 +14,33 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections as mlc
 import numpy as np
 
-from jaxpose import methods, models
+from jaxpose import methods, sharding
 from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
-from jaxpose.train import checkpoint, optim, sharding, steps, writers
+from jaxpose.eval import steps as eval_steps
+from jaxpose.train import checkpoint, optim, steps, writers
 from jaxpose.train import state as state_lib
 
 
 def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Trains and evaluates `config` in `workdir`. Returns the final evaluation results."""
+  """Trains and evaluates `config` in `workdir` (resuming the latest checkpoint if any).
+
+  Args:
+    config: the locked run config (configs/common.py schema).
+    workdir: run directory: config.json, ckpt/, best/, metrics.jsonl, tb/.
+
+  Returns:
+    The final evaluation (`jaxpose.eval.evaluator.evaluate`): mpjpe_mm, p_mpjpe_mm (millimetres,
+    root-relative; the protocol's average), mpjpe_mm_frames, per_group, num_frames, example.
+
+  Raises:
+    FloatingPointError: a non-finite loss (the last good checkpoint is kept).
+    ValueError: the workdir holds a run with another config, or a batch size does not divide by
+      the number of devices.
+  """
   workdir = pathlib.Path(workdir)
   sharding.maybe_initialize_distributed(config.mesh)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -36,32 +50,30 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   mesh = sharding.make_mesh()
   sharding.check_batch_size(config.data.batch_size, mesh)
   sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
-  method = methods.get_module(config.method.name)
-  model = make_model(config, method)
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
   # A method that trains on more than the configured dataset (PoSynDA: target + source domain)
   # supplies its own resumable iterator.
-  make_iter = getattr(method, 'train_iterator', None) or (
-    lambda c, **kw: pipeline.train_iterator(c.data, **kw)
-  )
-  data_iter = make_iter(
+  data_iter = method.train_iterator(
     config, seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()
   )
   total, per_epoch = schedule_lengths(config)
   tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
   ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
   if ckpt.latest_step() is not None:  # resume: restore onto this mesh, no initialisation needed
-    x = jnp.zeros(input_shape(config), jnp.float32)
-    init_vars = getattr(method, 'init_variables', None)
+    inputs = method.init_inputs(config, model)
+    init_vars = method.init_variables
+    loaded = load_init(config) if init_vars is not None and config.init_from.path else None
     shapes = jax.eval_shape(
       lambda: state_lib.create(
-        model, tx, x, config.seed, init_vars(config, model) if init_vars else None
+        model, tx, inputs, config.seed, init_vars(config, model, loaded) if init_vars else None
       )
     )
     state = ckpt.restore(checkpoint.abstract_like(shapes, sharding.replicated(mesh)), data_iter)
   else:
     state = init_state(config, model, tx, mesh, method)
   train_step = steps.make_train_step(model, method, tx, config)
-  eval_step = steps.make_eval_step(model, method, config)
+  eval_step = eval_steps.make_eval_step(model, method, config)
   writer = writers.MultiWriter(workdir)
   cfg_dict = config.to_dict()
   start = int(state.step)
@@ -101,18 +113,36 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
   return results
 
 
-def build_model(config: mlc.ConfigDict):
-  return models.build(config.model.name, config.model.variant or None, **config.model.kwargs)
+def evaluate_checkpoint(
+  config: mlc.ConfigDict, source: str | pathlib.Path, split: str | None = None
+) -> dict[str, Any]:
+  """Evaluates a checkpoint (or a workdir's best, else latest, one) on `split` (default
+  data.eval_split) with the method's eval step, replicated on every device.
 
-
-def make_model(config: mlc.ConfigDict, method) -> Any:
-  """The network a method trains: its own `make_model(config)` when it wraps the lifter (MPM
-  pre-training, diffusion denoisers), else the configured lifter."""
-  return getattr(method, 'make_model', build_model)(config)
+  Returns:
+    `jaxpose.eval.evaluator.evaluate`'s results (mpjpe_mm, p_mpjpe_mm in millimetres, ...).
+  """
+  variables = checkpoint.load_params(source)
+  mesh = sharding.make_mesh()
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
+  eval_step = eval_steps.make_eval_step(model, method, config)
+  variables = sharding.replicate(variables, mesh)
+  return evaluator.evaluate(
+    eval_step,
+    variables,
+    config,
+    mesh,
+    split=split,
+    max_batches=config.eval.max_batches,
+    progress=True,
+  )
 
 
 def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
-  """(total_steps, steps_per_epoch) from train.epochs/total_steps and the number of windows."""
+  """(total_steps, steps_per_epoch), both in optimiser steps: train.epochs x steps per epoch
+  when epochs > 0, else train.total_steps; an epoch is train.steps_per_epoch or one pass over
+  the training windows (num_windows // data.batch_size, at least 1)."""
   per_epoch = config.train.steps_per_epoch or max(
     1, pipeline.num_windows(config.data, config.data.train_split) // config.data.batch_size
   )
@@ -120,30 +150,35 @@ def schedule_lengths(config: mlc.ConfigDict) -> tuple[int, int]:
   return int(total), int(per_epoch)
 
 
-def input_shape(config: mlc.ConfigDict) -> tuple[int, int, int, int]:
-  return (1, config.data.frames, config.data.num_joints, 3 if config.data.use_conf else 2)
-
-
-def init_state(config: mlc.ConfigDict, model, tx, mesh, method=None) -> state_lib.TrainState:
+def init_state(
+  config: mlc.ConfigDict, model, tx, mesh, method: methods.Method
+) -> state_lib.TrainState:
   """Initialises replicated on the mesh, or from `init_from` weights. A method whose pretrained
   weights cover part of the network (MPM's encoder) maps them with `adapt_init(loaded, fresh)`; a
   method whose variables are more than one network's (PoSynDA: frozen denoiser, adapters, refiner,
-  teacher) builds them all with `init_variables(config, model)`."""
-  x = jnp.zeros(input_shape(config), jnp.float32)
-  variables = None
-  if hasattr(method, 'init_variables'):
-    variables = method.init_variables(config, model)
-  elif config.init_from.path:
-    variables = load_init(config)
-    if hasattr(method, 'adapt_init'):
-      fresh = model.init({'params': jax.random.PRNGKey(config.seed)}, x, train=False)
-      variables = method.adapt_init(variables, fresh)
+  teacher) builds them all with `init_variables(config, model, loaded)`.
+
+  Returns:
+    A TrainState at step 0 replicated on `mesh`; the example inputs of `model.init` are
+    `method.init_inputs(config, model)` (a lifter: zeros (1, T, J, C_in)).
+  """
+  inputs = method.init_inputs(config, model)
+  loaded = load_init(config) if config.init_from.path else None
+  variables = loaded
+  if method.init_variables is not None:
+    variables = method.init_variables(config, model, loaded)
+  elif loaded is not None and method.adapt_init is not None:
+    fresh = model.init({'params': jax.random.PRNGKey(config.seed)}, *inputs, train=False)
+    variables = method.adapt_init(loaded, fresh)
   # Initialised eagerly, then replicated: compiling `init` of a deep model under jit costs
   # minutes on a CPU (seen: 2m51s for MotionAGFormer-XS), running it op by op takes seconds.
-  return sharding.replicate(state_lib.create(model, tx, x, config.seed, variables), mesh)
+  return sharding.replicate(state_lib.create(model, tx, inputs, config.seed, variables), mesh)
 
 
 def load_init(config: mlc.ConfigDict) -> dict[str, Any]:
+  """The variables of `config.init_from`: an official torch checkpoint (format 'torch', through
+  `jaxpose.convert.load_official` with config.model.kwargs as the official arguments) or a jaxpose
+  workdir / checkpoint (format 'orbax' or ''). {'params': ..., other collections}, numpy."""
   fmt, path = config.init_from.format or 'orbax', config.init_from.path
   if fmt == 'torch':
     from jaxpose import convert
@@ -155,6 +190,7 @@ def load_init(config: mlc.ConfigDict) -> dict[str, Any]:
 
 
 def compile_step(train_step, state, batch, writer, step: int):
+  """AOT-compiles `train_step` for these shapes and logs `compile_time_s` (seconds) at `step`."""
   t0 = time.time()
   compiled = train_step.lower(state, batch).compile()
   writer.write_scalars(step, {'compile_time_s': time.time() - t0})
@@ -164,8 +200,13 @@ def compile_step(train_step, state, batch, writer, step: int):
 def log_scalars(writer, bar, pending, lr_fn, since: tuple[int, float] | None) -> None:
   """Fetches pending step scalars, stops on a non-finite loss, writes the last one.
 
-  `since` = (step, time) of the previous log: steps/s is measured after the fetch, which waits
-  for the dispatched steps to finish (dispatch itself is asynchronous and nearly free).
+  `pending` holds (optimiser step, scalars on device) pairs; `since` = (step, Unix seconds) of
+  the previous log: steps/s is measured after the fetch, which waits for the dispatched steps to
+  finish (dispatch itself is asynchronous and nearly free). Adds `lr` (the schedule at that
+  step) and `steps_per_s`.
+
+  Raises:
+    FloatingPointError: a pending step has a non-finite loss.
   """
   if not pending:
     return
@@ -190,10 +231,13 @@ def log_scalars(writer, bar, pending, lr_fn, since: tuple[int, float] | None) ->
 
 
 def variables_of(state: state_lib.TrainState) -> dict[str, Any]:
+  """The model's variables of a TrainState: {'params': ..., **model_state}, for `model.apply`."""
   return {'params': state.params, **state.model_state}
 
 
 def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> dict[str, Any]:
+  """Evaluates `state`, logs eval/mpjpe_mm, eval/p_mpjpe_mm, eval/mpjpe_mm_frames (millimetres)
+  at `step` and offers the state to the best checkpoint. Returns the evaluation results."""
   res = evaluator.evaluate(
     eval_step, variables_of(state), config, mesh, max_batches=config.eval.max_batches
   )
@@ -206,11 +250,18 @@ def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> di
 
 
 # Keys that may differ between the run that wrote a workdir and a resuming run.
-_RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches')
+# `trainer` was a schema key of older workdirs (never read; a method's own loop is Method.run).
+_RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches', 'trainer')
 
 
 def check_workdir_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
-  """Writes config.json, or refuses to resume a workdir that holds a different config."""
+  """Writes workdir/config.json, or refuses to resume a workdir that holds a different config.
+
+  Keys in `_RESUME_FREE` may differ; with train.allow_config_change any may.
+
+  Raises:
+    ValueError: listing every differing key with the workdir's and this run's values.
+  """
   path = workdir / 'config.json'
   new = _flat(config.to_dict())
   if path.exists():

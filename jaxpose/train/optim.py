@@ -14,7 +14,15 @@ def make_schedule(
   """The papers' schedules, with optional linear warm-up.
 
   exponential_epoch: lr * decay**epoch, stepped once per epoch (MotionAGFormer, MotionBERT,
-  MixSTE, VideoPose3D all decay per epoch). cosine: cosine decay to 0 over the run.
+  MixSTE, VideoPose3D all decay per epoch). cosine: cosine decay to 0 over the run. constant.
+
+  Args:
+    sched: `config.schedule` (type, decay per epoch, warmup_steps).
+    lr: the peak learning rate.
+    total_steps, steps_per_epoch: run length and epoch length in optimiser steps.
+
+  Returns:
+    An optax schedule: optimiser step (int) -> learning rate.
   """
   if sched.type == 'exponential_epoch':
     main = optax.exponential_decay(
@@ -38,6 +46,16 @@ OPTIMIZERS = ('adamw', 'adam', 'adam_amsgrad', 'sgd')
 def make_optimizer(
   config: mlc.ConfigDict, total_steps: int, steps_per_epoch: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optimiser of `config.optim` (adamw, adam, adam_amsgrad, sgd; optional global-norm
+  clipping at optim.grad_clip) with the learning-rate schedule of `config.schedule`.
+
+  Args:
+    config: the run config.
+    total_steps, steps_per_epoch: run length and epoch length in optimiser steps.
+
+  Returns:
+    (optax transformation, schedule: optimiser step -> learning rate).
+  """
   o = config.optim
   lr = make_schedule(config.schedule, o.lr, total_steps, steps_per_epoch)
   if o.name == 'adamw':

@@ -30,6 +30,7 @@ class TrainState:
 
 
 def split_variables(variables: dict[str, Any]) -> tuple[PyTree, PyTree]:
+  """{'params': p, other collections...} -> (p, {other collections}) (model_state)."""
   variables = dict(variables)
   params = variables.pop('params')
   return params, variables
@@ -38,14 +39,28 @@ def split_variables(variables: dict[str, Any]) -> tuple[PyTree, PyTree]:
 def create(
   model,
   tx: optax.GradientTransformation,
-  example_x: jax.Array,
+  inputs: tuple[jax.Array, ...] | jax.Array,
   seed: int,
   variables: dict[str, Any] | None = None,
 ) -> TrainState:
-  """Initialises (or adopts `variables`, e.g. imported weights) and the optimiser state."""
+  """Initialises (or adopts `variables`, e.g. imported weights) and the optimiser state.
+
+  Args:
+    model: a flax module applied as `model.init(rngs, *inputs, train=False)`.
+    tx: the optimiser.
+    inputs: example inputs of `model.init` (a tuple, or one array): a lifter's zero window
+      (1, T, J, C_in) (`Method.init_inputs`). Only their shapes and dtypes matter.
+    seed: the run seed; `PRNGKey(seed)` splits into the init key and the state's `rng`.
+    variables: the run's variables when they do not come from `model.init` ({'params': ...,
+      other collections}).
+
+  Returns:
+    A TrainState at step 0.
+  """
+  inputs = inputs if isinstance(inputs, tuple) else (inputs,)
   init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
   if variables is None:
-    variables = model.init({'params': init_key, 'dropout': init_key}, example_x, train=False)
+    variables = model.init({'params': init_key, 'dropout': init_key}, *inputs, train=False)
   params, model_state = split_variables(variables)
   return TrainState(
     step=jnp.zeros((), jnp.int32),

@@ -1,25 +1,29 @@
-"""The jitted train and eval steps. Models, methods and losses plug in; the steps never change."""
+"""The jitted train step. Models, methods and losses plug in; the step never changes.
+
+The eval step is `jaxpose.eval.steps.make_eval_step`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from types import ModuleType
 
 import jax
-import jax.numpy as jnp
 import ml_collections as mlc
 import optax
 
-from jaxpose import metrics
-from jaxpose.geometry import skeleton as skel
+from jaxpose.methods.base import Method
 from jaxpose.train.state import TrainState
 
 
 def make_train_step(
-  model, method: ModuleType, tx: optax.GradientTransformation, config: mlc.ConfigDict
+  model, method: Method, tx: optax.GradientTransformation, config: mlc.ConfigDict
 ) -> Callable:
-  """train_step(state, batch) -> (state, scalars). The state is donated."""
+  """train_step(state, batch) -> (state, scalars). The state is donated.
+
+  The loss is `method.loss_fn(model, params, model_state, batch, rng, config)` with
+  rng = fold_in(state.rng, state.step); scalars are the loss's plus `grad_norm` (global L2 norm
+  of the gradients), each () float32, on device.
+  """
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
@@ -37,49 +41,3 @@ def make_train_step(
     return new_state, scalars
 
   return jax.jit(train_step, donate_argnums=0)
-
-
-def make_eval_step(model, method: ModuleType, config: mlc.ConfigDict) -> Callable:
-  """eval_step(variables, batch) -> {'pred': (B,T,J,3), 'mpjpe_mm': (B,T), 'p_mpjpe_mm': (B,T)}
-  (plus 'pck150' and 'auc' (B,T) in percent for the 3DHP protocol).
-
-  Errors are per frame, in millimetres, root-relative (the prediction's root is moved to the
-  origin, as the MotionAGFormer/MotionBERT evaluators do). `scale_2_5d` undoes MotionBERT's 2.5D
-  normalisation (1.0 for metric datasets). Single-output-frame models are scored on the window's
-  centre frame.
-  """
-  root = skel.get(config.data.skeleton).root
-  pck_joints = (
-    metrics.PCK_JOINTS_H36M if config.data.skeleton == 'h36m17' else metrics.PCK_JOINTS_3DHP
-  )
-  per_frame = lambda f: jax.vmap(jax.vmap(f))  # (J, 3) metric -> (B, T)
-
-  def eval_step(variables, batch):
-    if hasattr(method, 'predict_batch'):  # needs more than the 2D (e.g. UAO: camera and root)
-      pred = method.predict_batch(model, variables, batch, config)
-    else:
-      pred = method.predict(model, variables, batch['kp2d_norm'], config)
-    gt, scale = batch['pose3d_cam'], batch['scale_2_5d']
-    if pred.shape[1] != gt.shape[1]:  # seq2frame: the centre frame of the window
-      c = gt.shape[1] // 2
-      gt, scale = gt[:, c : c + 1], scale[:, c : c + 1]
-    scale = scale[:, :, None, None] * 1000.0  # -> mm
-    pred_mm = (pred - pred[..., root : root + 1, :]) * scale
-    gt_mm = (gt - gt[..., root : root + 1, :]) * scale
-    out = {
-      'pred': pred,
-      'mpjpe_mm': per_frame(metrics.mpjpe)(pred_mm, gt_mm),
-      'p_mpjpe_mm': per_frame(metrics.p_mpjpe)(pred_mm, gt_mm),
-    }
-    if hasattr(method, 'eval_metrics'):  # extra per-frame (B, T_out) metrics of a method
-      out.update(method.eval_metrics(model, variables, batch, config))
-    if config.eval.protocol == 'mpi_inf_3dhp':
-      out['pck150'] = per_frame(partial(metrics.pck, joints=pck_joints))(pred_mm, gt_mm)
-      out['auc'] = per_frame(partial(metrics.auc, joints=pck_joints))(pred_mm, gt_mm)
-    return out
-
-  return jax.jit(eval_step)
-
-
-def is_finite(x) -> bool:
-  return bool(jnp.all(jnp.isfinite(x)))

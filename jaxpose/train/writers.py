@@ -19,44 +19,60 @@ import jax
 
 
 class JsonlWriter:
+  """Appends one JSON line per `write_scalars` to workdir/metrics.jsonl: {'step', 'time' (Unix
+  seconds), name: value}; non-finite values are written as null (NaN) or +-Infinity."""
+
   def __init__(self, workdir: pathlib.Path):
     self._f = open(workdir / 'metrics.jsonl', 'a', buffering=1)  # noqa: SIM115 - closed in close()
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    """One line for optimiser step `step`; scalars keep the units their names give (`*_mm`)."""
     rec = {'step': int(step), 'time': time.time(), **{k: _num(v) for k, v in scalars.items()}}
     self._f.write(json.dumps(rec) + '\n')
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
+    """Nothing: config.json holds the configuration."""
     del hparams  # config.json holds them
 
   def flush(self) -> None:
+    """Flushes the file."""
     self._f.flush()
 
   def close(self) -> None:
+    """Closes the file."""
     self._f.close()
 
 
 class TensorBoardWriter:
+  """TensorBoard event files under workdir/tb (tensorboardX, no TensorFlow)."""
+
   def __init__(self, workdir: pathlib.Path):
     from tensorboardX import SummaryWriter
 
     self._w = SummaryWriter(str(workdir / 'tb'))
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    """One scalar event per name at optimiser step `step`."""
     for k, v in scalars.items():
       self._w.add_scalar(k, _num(v), int(step))
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
+    """The configuration as a text summary (indented JSON)."""
     self._w.add_text('config', '```\n' + json.dumps(dict(hparams), indent=1) + '\n```')
 
   def flush(self) -> None:
+    """Flushes the event file."""
     self._w.flush()
 
   def close(self) -> None:
+    """Closes the event file."""
     self._w.close()
 
 
 class MultiWriter:
+  """metrics.jsonl and (with `tensorboard`) TensorBoard together, on process 0 only (other
+  processes get no writers, so every call is a no-op there)."""
+
   def __init__(self, workdir: str | pathlib.Path, tensorboard: bool = True):
     workdir = pathlib.Path(workdir)
     self.writers: list[Any] = []
@@ -66,24 +82,29 @@ class MultiWriter:
         self.writers.append(TensorBoardWriter(workdir))
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    """`write_scalars` of every writer (step: optimiser steps; units as the names say)."""
     for w in self.writers:
       w.write_scalars(step, scalars)
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
+    """`write_hparams` of every writer."""
     for w in self.writers:
       w.write_hparams(hparams)
 
   def flush(self) -> None:
+    """Flushes every writer."""
     for w in self.writers:
       w.flush()
 
   def close(self) -> None:
+    """Closes every writer."""
     for w in self.writers:
       w.close()
 
 
 def progress_bar(total: int, initial: int, enabled: bool = True):
-  """A tqdm bar on process 0; quiet when disabled, on CI, or without a terminal."""
+  """A tqdm bar over optimiser steps (`total`, starting at `initial`) on process 0; quiet when
+  disabled, on CI, or on other processes."""
   from tqdm.auto import tqdm
 
   quiet = not enabled or jax.process_index() != 0 or bool(os.environ.get('CI'))
@@ -98,5 +119,6 @@ def _num(v: Any) -> float | int | None:
 
 
 def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:
+  """The records of a metrics.jsonl, in file order ({'step', 'time' Unix seconds, name: value})."""
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]

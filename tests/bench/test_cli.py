@@ -9,7 +9,8 @@ import pytest
 
 from jaxpose import cli as top_cli
 from jaxpose import models
-from jaxpose.bench import cli
+from jaxpose.bench import report
+from jaxpose.cli import bench as cli
 
 
 def _first_spec():
@@ -24,32 +25,32 @@ def _first_spec():
 def test_parse_models_all_and_variants():
   from jaxpose.bench.zoo import all_specs
 
-  assert cli.parse_models('all') == all_specs()
+  assert report.parse_models('all') == all_specs()
   name, variant = _first_spec()
   vs = list(models.variants(name))
-  assert cli.parse_models(name) == ([(name, v) for v in vs] or [(name, None)])
+  assert report.parse_models(name) == ([(name, v) for v in vs] or [(name, None)])
   if variant:
-    assert cli.parse_models(f'{name}:{variant},{name}:{variant}') == [(name, variant)]
+    assert report.parse_models(f'{name}:{variant},{name}:{variant}') == [(name, variant)]
 
 
 def test_unknown_model_and_variant_list_valid_names():
   name, _ = _first_spec()
   with pytest.raises(ValueError, match=f'valid names:.*{name}'):
-    cli.parse_models('no_such_model')
+    report.parse_models('no_such_model')
   if models.variants(name):
     with pytest.raises(ValueError, match='valid variants'):
-      cli.parse_models(f'{name}:no_such_variant')
+      report.parse_models(f'{name}:no_such_variant')
 
 
 def test_bad_batch_and_dtype():
   with pytest.raises(ValueError, match='--batch'):
-    cli._ints('1,x')
+    report._ints('1,x')
   with pytest.raises(ValueError, match='bfloat16'):
-    cli._dtypes('float16')
+    report._dtypes('float16')
 
 
 def test_dispatch_unknown_model_exit_code(capsys):
-  assert top_cli.main(['bench', '--models', 'no_such_model', '--no-throughput']) == 2
+  assert top_cli.main(['bench', '--models', 'no_such_model', '--nothroughput']) == 2
   assert 'valid names' in capsys.readouterr().err
 
 
@@ -69,9 +70,9 @@ def test_bench_writes_json_csv_and_table(tmp_path, capsys, tiny_models):
   # A convolutional model compiles fastest; any registered one exercises the same code.
   name, variant = ('videopose3d', 'xs') if 'videopose3d' in models.list_models() else _first_spec()
   spec = f'{name}:{variant}' if variant else name
-  argv = ['bench', '--models', spec, '--batch', '1,2', '--dtype', 'float32,bfloat16', '--no-xla']
+  argv = ['bench', '--models', spec, '--batch', '1,2', '--dtype', 'float32,bfloat16', '--noxla']
   argv += ['--out', str(tmp_path), '--warmup', '1', '--repeats', '1', '--iters', '1']
-  argv += ['--peak-size', '64', '--no-train']
+  argv += ['--peak_size', '64', '--notrain']
   assert cli.main(argv) == 0
   data = json.loads((tmp_path / 'bench.json').read_text())
   assert set(data['meta']['peak_flops']) == {'float32', 'bfloat16'}

@@ -1,6 +1,6 @@
 """The README model zoo cannot drift: README == render(zoo.json) and zoo.json == the registry.
 
-When a model or variant is added or changed, regenerate with `jaxpose bench --zoo-markdown`.
+When a model or variant is added or changed, regenerate with `jaxpose bench --zoo_markdown`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from jaxpose import models
 from jaxpose.bench import zoo
 
-REGEN = 'regenerate with `jaxpose bench --zoo-markdown`'
+REGEN = 'regenerate with `jaxpose bench --zoo_markdown`'
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,8 @@ import pytest
 
 from configs import common
 from jaxpose import models
-from jaxpose.train import cli, sweep
+from jaxpose.cli import sweep
+from jaxpose.cli import train as cli
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 PAPER_CONFIGS = sorted(
@@ -90,3 +91,89 @@ def test_product_and_zipit():
   assert z == [{'a': 1, 'b': 3}, {'a': 2, 'b': 4}]
   with pytest.raises(ValueError):
     common.zipit(common.sweep('a', [1]), common.sweep('b', [3, 4]))
+
+
+# Every smoke variant of every paper config (variant-dependent sizes included).
+SMOKE_ARGS = {
+  'motionagformer': ['xs', 's', 'b', 'l', 'b,data=mpi_inf_3dhp'],
+  'mixste': ['243', '27'],
+  'convformer': ['243', '27', '243_d512'],
+  'motionbert': ['base', 'lite'],
+  'ktpformer': ['243', '27'],
+  'glagcn': ['243', 'humaneva15_27'],
+  'videopose3d': ['b', 's', 'xs'],
+  'mpm': ['h36m_f243', 'h36m_f243,pretrain', 'h36m_f27'],
+  'hot': ['hot_mixste', 'tpc_mixste', 'hot_motionbert', 'hot_motionagformer'],
+  'uao': ['published', 'l5'],
+  'd3dp': ['243', '27', 'lifter=motionagformer'],
+  'diffpose': ['frame', 'video'],
+  'platypose': ['h36m_256', 'h36m'],
+  'posynda': ['243', 'teacher'],
+}
+
+
+def test_every_paper_config_has_its_smoke_variants_listed():
+  assert sorted(SMOKE_ARGS) == PAPER_CONFIGS
+
+
+@pytest.mark.parametrize(
+  'name, arg', [(n, f'{a},smoke') for n, args in SMOKE_ARGS.items() for a in args]
+)
+def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
+  """The smoke windows the config declares are the windows its tiny model takes."""
+  from jaxpose import methods
+
+  c = importlib.import_module(f'configs.{name}').get_config(arg)
+  model = methods.get(c.method.name).make_model(c)
+  if name == 'posynda':
+    model = model.denoiser
+  x = models.example_inputs(model)[0]
+  assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
+  assert c.data.name == 'deepmimic' and c.train.total_steps == 4
+
+
+@pytest.mark.parametrize('name', ['mpm', 'convformer'])
+def test_variant_frame_tables_match_the_models(name):
+  """configs/{mpm,convformer}.py keep their own FRAMES tables (no model import)."""
+  table = importlib.import_module(f'configs.{name}').FRAMES
+  assert table == {v: kw['num_frames'] for v, kw in models.variants(name).items()}
+
+
+def test_loading_configs_imports_no_jax():
+  """Configs are pure data: loading any of them, smoke included, imports neither jax nor flax
+  nor jaxpose.models (checked in a fresh interpreter)."""
+  import subprocess
+  import sys
+
+  code = (
+    'import importlib, sys\n'
+    f'for name in {PAPER_CONFIGS!r}:\n'
+    "  mod = importlib.import_module(f'configs.{name}')\n"
+    '  mod.get_config(None)\n'
+    "  mod.get_config('smoke')\n"
+    "  if hasattr(mod, 'get_sweep'): mod.get_sweep(None)\n"
+    "bad = sorted(m for m in ('jax', 'flax', 'jaxpose.models') if m in sys.modules)\n"
+    'assert not bad, bad\n'
+  )
+  repo = CONFIG_DIR.parent
+  out = subprocess.run([sys.executable, '-c', code], cwd=repo, capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize('name', PAPER_CONFIGS)
+def test_every_sweep_run_parses_as_a_train_command_line(name):
+  """`jaxpose sweep` launches `jaxpose train` with these flags: each must parse (an override of a
+  model.kwargs/method.kwargs key the config does not declare would be rejected at launch)."""
+  mod = importlib.import_module(f'configs.{name}')
+  if not hasattr(mod, 'get_sweep'):
+    pytest.skip('no sweep')
+  runs = sweep.expand(f'configs/{name}.py')
+  assert runs and all(isinstance(r, dict) for r in runs)
+
+
+def test_hot_declares_its_variant_pruning_sizes():
+  """The declared token_num / layer_index equal the variant's own (the model does not change)."""
+  hot = importlib.import_module('configs.hot')
+  for variant in hot.VARIANTS:
+    c = hot.get_config(variant)
+    assert models.build_from_config(c) == models.build('hot', variant)

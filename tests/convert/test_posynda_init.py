@@ -7,8 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from jaxpose.methods import lora, posynda
+from jaxpose.methods import posynda
 from jaxpose.models import d3dp as d3dp_model
+from jaxpose.models.layers import lora
+from jaxpose.train import loop
 from tests.parity._fixtures import Fixture, fixture_files
 
 torch = pytest.importorskip('torch')
@@ -31,7 +33,7 @@ def test_init_from_released_d3dp_checkpoint(path, tmp_path):
   c.data.frames = c.data.stride = args['number_of_frames']
   c.init_from.update(path=str(ckpt), format='torch')
   model = posynda.make_model(c)
-  v = posynda.init_variables(c, model)
+  v = posynda.init_variables(c, model, loop.load_init(c))  # what the trainer does
   _, want = d3dp_model.from_torch(fx.params)
   jax.tree.map(
     np.testing.assert_array_equal,

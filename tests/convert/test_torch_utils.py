@@ -144,3 +144,37 @@ def test_read_checkpoint_npz_and_missing(tmp_path):
   assert list(read_checkpoint(path)) == ['a.weight']
   with pytest.raises(FileNotFoundError):
     read_checkpoint(tmp_path / 'nope.pth')
+
+
+def test_strip_prefixes_and_conv1d_linear():
+  sd = {'module._orig_mod.fc.weight': 1, 'module.fc.bias': 2, 'head.weight': 3}
+  assert torch_utils.strip_prefixes(sd) == {'fc.weight': 1, 'fc.bias': 2, 'head.weight': 3}
+  w = np.arange(6, dtype=np.float32).reshape(3, 2, 1)  # Conv1d(2 -> 3, kernel_size=1)
+  out = torch_utils.linear(w, np.ones(3))
+  np.testing.assert_array_equal(out['kernel'], w[..., 0].T)
+  assert out['kernel'].shape == (2, 3) and out['bias'].shape == (3,)
+
+
+def test_convert_for_model_builds_the_reference_and_checks_it():
+  import flax.linen as nn
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, *, train):
+      return nn.Dense(4, name='fc')(nn.LayerNorm(name='norm')(x))
+
+  sd = {
+    'fc.weight': np.ones((4, 3), np.float32),
+    'fc.bias': np.zeros(4, np.float32),
+    'norm.weight': np.ones(3, np.float32),
+    'norm.bias': np.zeros(3, np.float32),
+  }
+  v = torch_utils.convert_for_model(sd, Net(), (1, 5, 3))
+  assert v['params']['fc']['kernel'].shape == (3, 4)
+  with pytest.raises(ValueError, match='shape mismatches'):
+    torch_utils.convert_for_model(sd, Net(), (1, 5, 2))  # the input width is not the weights'
+  ref = torch_utils.abstract_variables(Net(), (1, 5, 3))
+  torch_utils.check_variables(v, ref, 'Net')
+  bad = {'params': {'fc': v['params']['fc']}}
+  with pytest.raises(ValueError, match=r'does not fit Net(?s:.*)missing(?s:.*)params/norm/scale'):
+    torch_utils.check_variables(bad, ref, 'Net')

@@ -83,11 +83,12 @@ def test_h36m_gmm_config_carries_the_mixtures(tmp_path):
     for s, acts in pos.items()
   }
   np.savez(manual / 'conf.npz', confidence=np.array(conf, dtype=object))
-  gmm.convert_vp3d_file(
-    manual / 'data_2d_h36m_cpn_ft_h36m_dbb.npz',
-    manual / 'data_2d_h36m_cpn_ft_h36m_dbb_gmm.npz',
-    conf_file=manual / 'conf.npz',
-  )
+  from jaxpose.cli import data as data_cli
+
+  src = manual / 'data_2d_h36m_cpn_ft_h36m_dbb.npz'
+  dst = manual / 'data_2d_h36m_cpn_ft_h36m_dbb_gmm.npz'
+  argv = ['data', 'gmm', str(src), str(dst), f'--conf={manual / "conf.npz"}']
+  assert data_cli.main(argv) == 0  # `jaxpose data gmm` = gmm.convert_vp3d_file
   build.build('h36m', 'cpn_ft_h36m_dbb_gmm', manual, data_dir)
   ref = build.dataset_ref('h36m', 'cpn_ft_h36m_dbb_gmm')
   recs = [sources._decode(ex) for ex in tfds.data_source(ref, split='test', data_dir=str(data_dir))]

@@ -13,6 +13,7 @@ from jaxpose.geometry import camera
 from jaxpose.geometry import skeleton as skel
 from jaxpose.methods import d3dp
 from jaxpose.metrics import multihyp_protocols as mp
+from jaxpose.models.layers import diffusion
 
 B, T, J = 2, 5, 17
 LIFTER_OVERRIDES = {
@@ -59,7 +60,7 @@ def test_ddim_grid_is_the_official_one(k, expected):
 
 
 def test_schedule_and_ddim_coefficients():
-  s = d3dp.cosine_schedule(1000)
+  s = diffusion.cosine_schedule(1000)
   ac = s['alphas_cumprod']
   assert ac.dtype == np.float64 and ac.shape == (1000,)
   assert np.all(np.diff(ac) < 0) and 0 < ac[-1] < ac[0] < 1
@@ -74,7 +75,7 @@ def test_schedule_and_ddim_coefficients():
 def test_q_sample_noise_free_and_clamped():
   x0 = jax.random.uniform(jax.random.key(0), (3, T, J, 3), minval=-2.0, maxval=2.0)
   t = jnp.array([0, 500, 999])
-  sqrt_ab = np.sqrt(d3dp.cosine_schedule()['alphas_cumprod'][np.asarray(t)])
+  sqrt_ab = np.sqrt(diffusion.cosine_schedule()['alphas_cumprod'][np.asarray(t)])
   xt = d3dp.q_sample(x0, t, jnp.zeros_like(x0), scale=2.0)
   expected = np.clip(sqrt_ab[:, None, None, None] * 2.0 * np.asarray(x0), -2.2, 2.2) / 2.0
   np.testing.assert_allclose(xt, expected, atol=1e-6)

@@ -9,13 +9,14 @@ from configs import diffpose as recipe
 from jaxpose import models
 from jaxpose.methods import diffpose as m
 from jaxpose.models import diffpose
+from jaxpose.models.layers import diffusion
 
 
 def test_schedule_and_skip_grids():
-  b = m.betas()
+  b = diffusion.beta_schedule()
   assert b.dtype == np.float32 and b.shape == (51,)
   np.testing.assert_allclose(b[[0, -1]], [1e-4, 1e-3], rtol=1e-6)
-  ac = m.alphas_cumprod(b)
+  ac = diffusion.alphas_cumprod(b)
   np.testing.assert_allclose(ac, np.cumprod(1 - b.astype(np.float64)), rtol=1e-6)
   assert m.skip_grid(24, 2) == (0, 12)
   assert m.skip_grid(12, 2) == (0, 6)
@@ -26,10 +27,10 @@ def test_schedule_and_skip_grids():
 
 
 def test_ddim_last_step_returns_x0_and_eta0_is_deterministic():
-  co = m.ddim_coefficients((0, 12), m.betas(), eta=0.0)
+  co = m.ddim_coefficients((0, 12), diffusion.beta_schedule(), eta=0.0)
   np.testing.assert_array_equal(co['t'], [12, 0])
   assert co['sqrt_a_next'][-1] == 1 and co['c2'][-1] == 0 and np.all(co['c1'] == 0)
-  co1 = m.ddim_coefficients((0, 12), m.betas(), eta=1.0)
+  co1 = m.ddim_coefficients((0, 12), diffusion.beta_schedule(), eta=1.0)
   assert co1['c1'][0] > 0 and co1['c1'][-1] == 0
 
 

@@ -25,15 +25,15 @@ NET = dict(
 
 
 def test_sample_masks_counts_and_sharing():
-  m = method.sample_masks(
+  m = mpm.sample_masks(
     jax.random.key(0), num_frames=T, num_joints=J, spatial_mask_num=3, num_masked=4
   )
-  assert set(m) == set(method.MASK_KEYS)
+  assert set(m) == set(mpm.MASK_KEYS)
   assert m['spatial_mask_2d'].shape == (T, J) and m['temporal_mask_3d'].shape == (T,)
   np.testing.assert_array_equal(m['spatial_mask_2d'].sum(-1), 3)
   assert int(m['temporal_mask_2d'].sum()) == 4
   assert not np.array_equal(m['spatial_mask_2d'], m['spatial_mask_3d'])  # independent draws
-  per = method.sample_masks(
+  per = mpm.sample_masks(
     jax.random.key(1), num_frames=T, num_joints=J, spatial_mask_num=3, num_masked=4, batch_size=5
   )
   assert per['spatial_mask_3d'].shape == (5, T, J) and per['temporal_mask_2d'].shape == (5, T)
@@ -43,12 +43,12 @@ def test_sample_masks_counts_and_sharing():
 
 @pytest.fixture(scope='module')
 def net():
-  model = method.PretrainNet(**NET)
+  model = mpm.PretrainNet(**NET)
   k = jax.random.split(jax.random.key(0), 4)
   x2d = jax.random.uniform(k[0], (2, T, J, 2), minval=-1, maxval=1)
   x3d = jax.random.normal(k[1], (2, T, J, 3)).at[:, :, 0].set(0.0) * 0.3
   variables = _variables(model, x2d, train=False)  # every weight and statistic random
-  masks = method.sample_masks(k[3], num_frames=T, num_joints=J, spatial_mask_num=2, num_masked=4)
+  masks = mpm.sample_masks(k[3], num_frames=T, num_joints=J, spatial_mask_num=2, num_masked=4)
 
   @jax.jit
   def evaluate(x2d, x3d, masks):
@@ -117,7 +117,9 @@ def test_loss_fn_weights_explicit_masks_and_the_mask_stream(net):
 def test_pretext_gradients_reach_every_part(net):
   model, variables, x2d, x3d, masks, _ = net
   state = {'batch_stats': variables['batch_stats']}
-  cfg = mlc.ConfigDict({'method': {'pretext_weights': method.PRETEXT_WEIGHTS['poseaug16']}})
+  cfg = mlc.ConfigDict(
+    {'method': {'kwargs': {'pretext_weights': method.PRETEXT_WEIGHTS['poseaug16']}}}
+  )
   grad_fn = jax.jit(
     jax.grad(
       lambda p: method.loss_fn(model, p, state, _batch(x2d, x3d, masks), jax.random.key(0), cfg)[0]
@@ -230,7 +232,7 @@ def test_make_model_and_predict_follow_the_stage():
     }
   )
   net = method.make_model(cfg)
-  assert isinstance(net, method.PretrainNet)
+  assert isinstance(net, mpm.PretrainNet)
   assert (net.num_frames, net.layers, net.channel, net.spatial_mask_num) == (27, 3, 16, 5)
   assert net.num_masked_frames == 16  # int(27 * 0.6)
   x = jnp.zeros((1, 27, J, 3))  # a confidence channel is dropped
@@ -243,3 +245,44 @@ def test_make_model_and_predict_follow_the_stage():
   shapes = jax.eval_shape(lambda: lifter.init(jax.random.key(0), x[..., :2], train=False))
   # The lifter's centre frame, flip-averaged like `supervised.predict`.
   assert jax.eval_shape(lambda v: method.predict(lifter, v, x, cfg), shapes).shape == (1, 1, J, 3)
+
+
+def test_masking_settings_reach_the_network_through_method_kwargs():
+  """method.kwargs.spatial_mask_num=2 on the command line must reach PretrainNet (it used to be
+  read from config.method.spatial_mask_num, which the locked schema rejects, so the network
+  silently stayed at 5)."""
+  from jaxpose.cli import train as cli
+
+  base = ['train', '--config=configs/mpm.py:pretrain,smoke']
+  default = method.make_model(cli.parse(base))
+  assert (default.spatial_mask_num, default.temporal_mask_rate, default.decoder_layers) == (
+    5,
+    0.6,
+    1,
+  )
+  cfg = cli.parse(
+    [
+      *base,
+      '--config.method.kwargs.spatial_mask_num=2',
+      '--config.method.kwargs.temporal_mask_rate=0.5',
+      '--config.method.kwargs.decoder_layers=2',
+    ]
+  )
+  net = method.make_model(cfg)
+  assert (net.spatial_mask_num, net.temporal_mask_rate, net.decoder_layers) == (2, 0.5, 2)
+  # The drawn masks follow: 2 joints per frame in both branches.
+  masks = mpm.sample_masks(
+    jax.random.key(0),
+    num_frames=net.num_frames,
+    num_joints=net.num_joints,
+    spatial_mask_num=net.spatial_mask_num,
+    num_masked=net.num_masked_frames,
+  )
+  np.testing.assert_array_equal(np.asarray(masks['spatial_mask_2d']).sum(-1), 2)
+  with pytest.raises(SystemExit, match='spatial_mask_num'):  # a typo on the command line
+    cli.parse([*base, '--config.method.kwargs.spatial_mask_nm=2'])
+  from configs import common
+
+  typo = common.apply_overrides(cli.parse(base), {'method.kwargs.spatial_mask_nm': 2})  # a sweep
+  with pytest.raises(ValueError, match='valid: spatial_mask_num, temporal_mask_rate'):
+    method.make_model(typo)

@@ -9,15 +9,17 @@ import optax
 import pytest
 
 from jaxpose.geometry import camera
-from jaxpose.methods import lora, posynda
+from jaxpose.methods import posynda
+from jaxpose.models import _posynda
+from jaxpose.models.layers import lora
 
 T = 5
 CAM = jnp.asarray([1500.0, 1500.0, 1024.0, 1024.0, 0, 0, 0, 0, 0], jnp.float32)
 
 
 def test_full_size_parameter_counts():
-  _, _, v = posynda.build(abstract=True)
-  n = posynda.param_counts(v)
+  _, _, v = _posynda.build(abstract=True)
+  n = _posynda.param_counts(v)
   assert n['denoiser'] == 34_835_459
   assert n['lora'] == 196_608
   assert n['refiner'] == 12_627_459
@@ -26,7 +28,7 @@ def test_full_size_parameter_counts():
 
 @pytest.fixture(scope='module')
 def tiny_refiner():
-  ref = posynda.Refiner(dim=8, num_heads=2, hidden=16, depth=2, dropout=0.5, max_len=64)
+  ref = _posynda.Refiner(dim=8, num_heads=2, hidden=16, depth=2, dropout=0.5, max_len=64)
   v = ref.init(jax.random.key(0), jnp.zeros((1, 17, 3)), train=False)
   return ref, v
 
@@ -57,10 +59,10 @@ def test_redistribute_places_root_under_target_root():
   src = src - src[..., 14:15, :]
   tgt = 1024 + jax.random.normal(k2, (4, T, 17, 2)) * 100
   out = posynda.redistribute_source(jax.random.key(3), src, tgt, CAM)
-  assert out['kp2d_pix'].shape == (2, T, 17, 2) and out['root_mm'].shape == (2, T, 1, 3)
+  assert out['kp2d_px'].shape == (2, T, 17, 2) and out['root_mm'].shape == (2, T, 1, 3)
   assert np.all(np.asarray(out['root_mm'][..., 2]) > 0)
   # The synthesised root pixel is one of the target clips' root pixels.
-  roots = np.asarray(out['kp2d_pix'][:, :, 14])
+  roots = np.asarray(out['kp2d_px'][:, :, 14])
   cands = np.asarray(tgt[:, :, 14])
   for b in range(2):
     assert min(np.abs(roots[b] - c).max() for c in cands) < 1e-2
@@ -78,7 +80,7 @@ def test_ema_update():
   'use_teacher', [False, pytest.param(True, marks=pytest.mark.slow)], ids=['official', 'teacher']
 )
 def test_adaptation_step_trains_only_lora_and_refiner(use_teacher):
-  den, ref, v = posynda.build(
+  den, ref, v = _posynda.build(
     num_frames=T,
     dim=16,
     depth=1,
@@ -90,12 +92,12 @@ def test_adaptation_step_trains_only_lora_and_refiner(use_teacher):
   pose = jax.random.normal(ks[0], (2, T, 17, 3)) * 200
   pose = pose - pose[..., 14:15, :]
   root = jnp.broadcast_to(jnp.asarray([0.0, 0.0, 4000.0]), (2, T, 1, 3))
-  kp_pix = camera.project_to_2d_linear(pose + root, CAM)
+  kp_px = camera.project_to_2d_linear(pose + root, CAM)
   target = {
-    'kp2d': camera.normalize_screen_coordinates(kp_pix, 2048, 2048),
-    'kp2d_pix': kp_pix,
+    'kp2d': camera.normalize_screen_coordinates(kp_px, 2048, 2048),
+    'kp2d_px': kp_px,
     'root_mm': root,
-    'cam_pix': CAM,
+    'cam_px': CAM,
     'res': jnp.asarray([2048.0, 2048.0]),
   }
   source = {'pose_mm': jax.random.normal(ks[1], (2, T, 17, 3)) * 200}

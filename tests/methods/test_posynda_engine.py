@@ -13,6 +13,7 @@ import pytest
 
 from jaxpose.geometry import camera
 from jaxpose.methods import posynda
+from jaxpose.models import _posynda
 from jaxpose.train import checkpoint, loop
 
 pytestmark = pytest.mark.xdist_group('posynda_engine')
@@ -91,11 +92,11 @@ def test_redistribute_uses_each_partner_clips_camera():
   out = posynda.redistribute_source(jax.random.key(2), src, tgt, cams)
   pick = np.asarray(out['pick'])
   assert sorted(pick.tolist()) == [0, 1, 2]
-  np.testing.assert_array_equal(out['cam_pix'], cams[pick])
+  np.testing.assert_array_equal(out['cam_px'], cams[pick])
   # Root pixel = the partner's root pixel; the 2D is the partner camera's projection.
-  np.testing.assert_allclose(out['kp2d_pix'][:, :, 14], tgt[pick][:, :, 14], atol=1e-2)
+  np.testing.assert_allclose(out['kp2d_px'][:, :, 14], tgt[pick][:, :, 14], atol=1e-2)
   np.testing.assert_allclose(
-    out['kp2d_pix'], camera.project_to_2d_linear(out['pose_mm'], cams[pick]), atol=1e-3
+    out['kp2d_px'], camera.project_to_2d_linear(out['pose_mm'], cams[pick]), atol=1e-3
   )
 
 
@@ -137,7 +138,7 @@ def test_denoiser_skeleton_converts_in_and_out():
   from jaxpose.methods import d3dp
 
   t = 5
-  den, ref, v = posynda.build(
+  den, ref, v = _posynda.build(
     num_frames=t,
     dim=16,
     depth=1,

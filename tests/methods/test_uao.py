@@ -166,7 +166,7 @@ def test_predict_batch_runs_the_tto_from_the_batch(gumlp):
 @pytest.fixture(scope='module')
 def wrapped_mag():
   lifter = models.build('motionagformer', 'xs', **motionagformer.TEST_OVERRIDES)
-  model = m.WithUncertainty(lifter, hidden=8, rep_layer='head')
+  model = uao.WithUncertainty(lifter, hidden=8, rep_layer='head')
   x = models.example_input(model, batch=2)
   variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.key(0))
   return lifter, model, variables
@@ -184,7 +184,7 @@ def test_wrapper_keeps_the_lifter_and_adds_log_scale(wrapped_mag):
   # The head reads the representation (the input of the lifter's `head` layer).
   assert variables['params']['uncertainty_fc1']['kernel'].shape[0] == lifter.dim_rep
   with pytest.raises(ValueError, match='rep_layer'):
-    m.WithUncertainty(lifter, rep_layer='nope').apply(variables, x, train=False)
+    uao.WithUncertainty(lifter, rep_layer='nope').apply(variables, x, train=False)
 
 
 def test_tto_on_motionagformer(wrapped_mag):
@@ -202,10 +202,19 @@ def test_tto_on_a_receptive_field_lifter_uses_the_centre_frame():
   """VideoPose3D (RF 9 -> 1 frame) with the output-based head: only the centre frame's 2D is
   the projection target, but every input frame may move (they all feed the prediction)."""
   lifter = models.build('videopose3d', 'xs', filter_widths=(3, 3), channels=16)
-  model = m.WithUncertainty(lifter, hidden=8)
+  model = uao.WithUncertainty(lifter, hidden=8)
   kp2d, cam, root, _ = _scene(2, t=9, seed=4)
   variables = jax.jit(lambda k: model.init(k, kp2d, train=False))(jax.random.key(0))
   assert variables['params']['uncertainty_fc1']['kernel'].shape[0] == 3 + 2  # pose + centre 2D
   out = m.tto(model, variables, kp2d, cam, root[:, 4:5], flip_perm=PERM, iters=2, mode='batch')
   assert out['pose3d'].shape == (2, 1, 17, 3)
   assert np.abs(np.asarray(out['z']) - kp2d).max(axis=(0, 2, 3))[4] > 0
+
+
+def test_tto_settings_go_through_the_method_kwargs_validator():
+  config = mlc.ConfigDict({'method': {'kwargs': {'tto_iters': 2, 'tto_lr': 5e-4}}})
+  d = m.settings(config)
+  assert d['tto_iters'] == 2 and d['tto_lr'] == 5e-4 and d['tto_w_prior'] == 0.005
+  config.method.kwargs.tto_iter = 3  # a typo used to be ignored (prefix matching only)
+  with pytest.raises(ValueError, match="Unknown method.kwargs key\\(s\\) \\['tto_iter'\\] for uao"):
+    m.settings(config)

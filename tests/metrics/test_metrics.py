@@ -21,18 +21,30 @@ def _rotation(seed):
   return (q * np.sign(np.linalg.det(q))).astype(np.float32)
 
 
-def test_exports():
-  for name in (
-    'mpjpe',
-    'p_mpjpe',
-    'n_mpjpe',
-    'mpjve',
-    'pck',
-    'auc',
-    'mpjpe_best_of',
-    'mpjpe_joint_best',
-  ):
-    assert callable(getattr(M, name))
+def test_exported_metrics_score_exact_and_perturbed_poses():
+  """Every exported metric, called through jaxpose.metrics, is 0 (errors) or 100 (PCK, AUC) on the
+  ground truth itself and moves the right way when one joint of one frame is 400 mm off."""
+  gt = _pose(0) * 100.0  # (T = 4, 17, 3) mm
+  off = gt.copy()
+  off[2, 5] += [400.0, 0.0, 0.0]
+  hyps = np.stack([off, gt], axis=1)  # (4, H = 2, 17, 3): the second hypothesis is exact
+  errors = {
+    'mpjpe': lambda p: M.mpjpe(p, gt),
+    'p_mpjpe': lambda p: M.p_mpjpe(p, gt),
+    'n_mpjpe': lambda p: M.n_mpjpe(p, gt),
+    'mpjve': lambda p: M.mpjve(p, gt),
+    'mpjpe_best_of': lambda p: M.mpjpe_best_of(np.stack([p, p], 1), gt),
+    'mpjpe_joint_best': lambda p: M.mpjpe_joint_best(np.stack([p, p], 1), gt),
+  }
+  for name, f in errors.items():
+    np.testing.assert_allclose(f(gt), 0.0, atol=1e-3, err_msg=name)
+    assert np.max(np.asarray(f(off))) > 1.0, name
+  np.testing.assert_allclose(M.pck(gt, gt), 100.0)
+  assert np.min(np.asarray(M.pck(off, gt))) < 100.0
+  # AUC: the 0 mm threshold never counts (errors are not below 0), so an exact pose scores 30/31.
+  np.testing.assert_allclose(M.auc(gt, gt), 100.0 * 30 / 31, rtol=1e-6)
+  assert np.min(np.asarray(M.auc(off, gt))) < 100.0 * 30 / 31
+  np.testing.assert_allclose(M.mpjpe_best_of(hyps, gt), 0.0, atol=1e-3)  # the exact hypothesis
 
 
 def test_mpjpe_known_value_and_shape():

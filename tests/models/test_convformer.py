@@ -156,8 +156,9 @@ def test_lifter_contract_jit_and_gradients(tiny):
   assert [k for k, g in flat.items() if not np.any(np.asarray(g))] == []
   _, other = step(variables['params'], jax.random.key(3))
   assert not np.allclose(out, other)  # stochastic depth in training
-  evaluate = jax.jit(lambda v, x: model.apply(v, x, train=False))
-  np.testing.assert_array_equal(evaluate(variables, x), evaluate(variables, x))
+  evaluate = jax.jit(lambda v, x, k: model.apply(v, x, train=False, rngs={'dropout': k}))
+  a = evaluate(variables, x, jax.random.key(2))  # the keys that changed the training output
+  np.testing.assert_array_equal(a, evaluate(variables, x, jax.random.key(3)))  # no depth drop
 
 
 def test_rejects_wrong_shapes(tiny):

@@ -50,6 +50,27 @@ def test_attention_matches_reference_over_any_axis(axis, qkv_bias):
   assert ('bias' in params['qkv']) == qkv_bias
 
 
+@pytest.mark.parametrize('with_dropout', [False, True])
+def test_attend_custom_vjp_equals_autodiff_of_the_plain_expression(with_dropout):
+  from jaxpose.models.layers.attention import attend
+
+  rng = np.random.default_rng(3)
+  q, k, v, g = (jnp.asarray(rng.standard_normal((2, 3, 5, 4)), jnp.float32) for _ in range(4))
+  mult = None
+  if with_dropout:
+    mult = jnp.asarray((rng.random((2, 3, 5, 5)) > 0.3) / 0.7, jnp.float32)
+
+  def plain(q, k, v):
+    p = jax.nn.softmax((q @ jnp.swapaxes(k, -1, -2)) * 0.5, axis=-1)
+    return (p if mult is None else p * mult) @ v
+
+  y1, vjp1 = jax.vjp(lambda q, k, v: attend(q, k, v, 0.5, mult), q, k, v)
+  y2, vjp2 = jax.vjp(plain, q, k, v)
+  np.testing.assert_allclose(y1, y2, rtol=1e-6, atol=1e-6)
+  for a, b in zip(vjp1(g), vjp2(g), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_attention_qk_scale_and_out_dim():
   x = _rand(3, 6, 8)
   attn = L.Attention(num_heads=2, qk_scale=0.3, out_dim=5)
@@ -77,7 +98,8 @@ def test_attention_dropout_uses_dropout_stream():
   a = attn.apply(v, x, train=True, rngs={'dropout': jax.random.key(1)})
   b = attn.apply(v, x, train=True, rngs={'dropout': jax.random.key(2)})
   assert not np.allclose(a, b)
-  np.testing.assert_array_equal(attn.apply(v, x, train=False), attn.apply(v, x, train=False))
+  off = lambda k: attn.apply(v, x, train=False, rngs={'dropout': k})  # dropout off in eval
+  np.testing.assert_array_equal(off(jax.random.key(1)), off(jax.random.key(2)))
 
 
 def test_mlp_is_exact_gelu_and_names_fc1_fc2():
@@ -90,6 +112,40 @@ def test_mlp_is_exact_gelu_and_names_fc1_fc2():
   np.testing.assert_allclose(mlp.apply({'params': p}, x, train=False), ref, atol=1e-5)
   # The tanh approximation differs by more than float error: the test can tell them apart.
   assert np.max(np.abs(np.asarray(L.gelu(h)) - nn.gelu(h, approximate=True))) > 1e-5
+
+
+def test_exact_gelu_and_its_derivative_match_the_erf_formula():
+  x = jnp.linspace(-9.0, 9.0, 2001)
+  ref = lambda t: 0.5 * t * (1.0 + jax.scipy.special.erf(t / math.sqrt(2.0)))
+  np.testing.assert_allclose(L.gelu(x), ref(x), atol=1e-6)
+  np.testing.assert_allclose(L.gelu(x), nn.gelu(x, approximate=False), atol=1e-6)
+  grad = jax.vmap(jax.grad(L.gelu))(x)
+  np.testing.assert_allclose(grad, jax.vmap(jax.grad(ref))(x), atol=1e-6)
+  assert not np.allclose(L.gelu(x), nn.gelu(x, approximate=True), atol=1e-4)  # not the tanh form
+
+
+@pytest.mark.parametrize('use_bias', [True, False])
+def test_linear_custom_vjp_equals_autodiff_of_the_plain_product(use_bias):
+  from jaxpose.models.layers.linear import dense
+
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 3, 5, 4)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((4, 6)), jnp.float32)
+  b = jnp.asarray(rng.standard_normal(6), jnp.float32) if use_bias else None
+  ct = jnp.asarray(rng.standard_normal((2, 3, 5, 6)), jnp.float32)
+
+  def plain(x, w, b):
+    y = jnp.einsum('...i,io->...o', x, w)
+    return y if b is None else y + b
+
+  y1, vjp1 = jax.vjp(lambda x, w, b: dense(x, w, b), x, w, b)
+  y2, vjp2 = jax.vjp(plain, x, w, b)
+  np.testing.assert_allclose(y1, y2, rtol=1e-6, atol=1e-6)
+  for g1, g2 in zip(vjp1(ct), vjp2(ct), strict=True):
+    if g2 is None:
+      assert g1 is None
+    else:
+      np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-5)
 
 
 def test_linear_torch_default_init_bounds():
@@ -203,6 +259,15 @@ def test_normalize_digraph_equals_matrix_form(n, seed):
   adj[:, np.arange(n), rng.integers(0, n, n)] = 1  # every row has an edge
   dm = np.stack([np.diag(a.sum(-1) ** -0.5) for a in adj])
   np.testing.assert_allclose(L.normalize_digraph(jnp.asarray(adj)), dm @ adj @ dm, rtol=1e-5)
+
+
+@pytest.mark.parametrize('k', [1, 2, 3, 4, 6])
+def test_kth_largest_equals_top_k_with_repeated_values(k):
+  rng = np.random.default_rng(k)
+  x = rng.integers(0, 4, size=(5, 7, 9)).astype(np.float32)  # many ties
+  x[0, 0] = 2.0  # a row of identical values
+  expected = np.sort(x, axis=-1)[..., ::-1][..., k - 1 : k]
+  np.testing.assert_array_equal(np.asarray(L.kth_largest(jnp.asarray(x), k)), expected)
 
 
 def test_topk_similarity_adjacency_counts_and_ties():

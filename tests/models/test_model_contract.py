@@ -5,7 +5,7 @@ module offers `TEST_OVERRIDES`, its default variant shrunk with them, else the v
 fewest parameters. Float fields whose name contains 'drop' are set to 0.1 unless TEST_OVERRIDES
 sets them, so dropout paths are active. Then it checks: the module exports; for lifters
 (INPUT_KIND 'pose2d') (B, T, J, C_in) -> (B, T_out, J, 3) under jit, for other models finite float32
-outputs with the batch axis first; eval is deterministic and needs no RNG; training gives finite, non-zero
+outputs with the batch axis first; eval needs no RNG and ignores the streams' keys; training gives finite, non-zero
 gradients; and every RNG stream the module declares in `RNG_STREAMS` (default ('dropout',); () for
 a model that is deterministic in training) is required and used.
 
@@ -67,7 +67,8 @@ class Built:
     init = jax.jit(lambda k, *xs: model.init(k, *xs, train=False))
     self.variables = init(_key(0), *self.xs)
     self.streams = tuple(getattr(mod, 'RNG_STREAMS', ('dropout',)))
-    self.eval = jax.jit(lambda v, *xs: model.apply(v, *xs, train=False))
+    # eval takes the declared streams' keys: a model must ignore them when train=False
+    self.eval = jax.jit(lambda v, rngs, *xs: model.apply(v, *xs, train=False, rngs=rngs))
     mutable = [c for c in self.variables if c != 'params']
 
     def loss(params, rngs):
@@ -80,6 +81,10 @@ class Built:
       return sum(jnp.mean(jnp.square(o)) for o in leaves), leaves
 
     self.train = jax.jit(jax.value_and_grad(loss, has_aux=True))
+
+  def keys(self, seed):
+    """One key per declared RNG stream."""
+    return {s: _key(seed + i) for i, s in enumerate(self.streams)}
 
   def train_out(self, rngs):
     """(all outputs flattened into one host vector, gradients)."""
@@ -105,7 +110,7 @@ def test_module_exports(built):
 
 
 def test_shape_contract_under_jit(built):
-  out = built.eval(built.variables, *built.xs)
+  out = built.eval(built.variables, built.keys(30), *built.xs)
   x = built.x
   if built.kind != 'pose2d':  # image / multi-input models: documented pytrees, batch axis first
     leaves = jax.tree.leaves(out)
@@ -122,9 +127,13 @@ def test_shape_contract_under_jit(built):
   assert np.isfinite(np.asarray(out)).all()
 
 
-def test_eval_is_deterministic(built):
-  a = built.eval(built.variables, *built.xs)
-  b = built.eval(built.variables, *(x + 0.0 for x in built.xs))
+def test_eval_needs_no_rng_and_ignores_the_streams(built):
+  """train=False is deterministic: it traces without any RNG (no stream is required), and other
+  keys for every declared stream give the same output (no dropout or drop path left on)."""
+  model = built.model
+  jax.eval_shape(lambda v, *xs: model.apply(v, *xs, train=False), built.variables, *built.xs)
+  a = built.eval(built.variables, built.keys(30), *built.xs)
+  b = built.eval(built.variables, built.keys(40), *built.xs)
   jax.tree.map(np.testing.assert_array_equal, a, b)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from jaxpose import models
 from jaxpose.models import platypose
+from jaxpose.models.layers import diffusion
 
 
 def test_published_size():
@@ -14,7 +15,7 @@ def test_published_size():
 
 
 def test_sinusoid_table():
-  pe = platypose.sinusoid_table(10, 8)
+  pe = diffusion.sinusoid_table(10, 8)
   np.testing.assert_allclose(pe[3, 0], np.sin(3.0), rtol=1e-6)
   np.testing.assert_allclose(pe[3, 1], np.cos(3.0), rtol=1e-6)
   np.testing.assert_allclose(pe[5, 2], np.sin(5 * np.exp(-2 * np.log(1e4) / 8)), rtol=1e-6)
@@ -31,7 +32,7 @@ def tiny():
 def test_variables_and_timestep(tiny):
   model, variables, x = tiny
   assert set(variables) == {'params', 'buffers'}
-  np.testing.assert_allclose(variables['buffers']['pe'], platypose.sinusoid_table(64, 32))
+  np.testing.assert_allclose(variables['buffers']['pe'], diffusion.sinusoid_table(64, 32))
   run = jax.jit(lambda v, x, t: model.apply(v, x, train=False, t=t))
   a = run(variables, x, jnp.zeros(2, jnp.int32))
   np.testing.assert_allclose(model.apply(variables, x, train=False), a, atol=1e-6)

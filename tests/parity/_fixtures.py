@@ -2,7 +2,8 @@
 
 The parity directory defaults to ../shared/fixtures/parity and is overridden by the environment
 variable JAXPOSE_PARITY_DIR. Tests parametrise over every `<family>__*.npz` found there and skip
-cleanly when the directory is absent.
+cleanly when the directory is absent. Every such test carries the `parity` mark; the end of a pytest
+run prints one line with the directory and how many parity tests ran (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ def fixture_files(family: str, case_glob: str = '*') -> list:
   """pytest params, one per fixture file of `family`; a single skip param when none exist."""
   files = sorted(parity_dir().glob(f'{family}__{case_glob}.npz'))
   if not files:
-    return [
-      pytest.param(None, marks=pytest.mark.skip(reason=f'no {family} fixtures in {parity_dir()}'))
-    ]
-  return [pytest.param(f, id=f.stem) for f in files]
+    skip = pytest.mark.skip(reason=f'no {family} fixtures in {parity_dir()}')
+    return [pytest.param(None, marks=[pytest.mark.parity, skip])]
+  return [pytest.param(f, id=f.stem, marks=pytest.mark.parity) for f in files]
 
 
 class Fixture:

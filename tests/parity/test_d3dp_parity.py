@@ -16,6 +16,7 @@ from jaxpose.methods import d3dp
 from jaxpose.metrics import joint_best_pose
 from jaxpose.metrics import multihyp_protocols as mp
 from jaxpose.models import d3dp as d3dp_model
+from jaxpose.models.layers import diffusion
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
 FIXTURES = fixture_files('d3dp')
@@ -40,7 +41,7 @@ def _tokens(x2d, x3d):
 @pytest.mark.parametrize('path', FIXTURES)
 def test_schedule_buffers_match(path):
   fx = Fixture(path)
-  ours = d3dp.cosine_schedule(fx.meta['ctor']['args']['timestep'])
+  ours = diffusion.cosine_schedule(fx.meta['ctor']['args']['timestep'])
   for name, value in ours.items():
     np.testing.assert_allclose(value, fx.params[name], rtol=0, atol=1e-12, err_msg=name)
 
@@ -70,7 +71,7 @@ def test_denoiser_matches_official(path):
 def test_model_prediction_matches_official(path, flip):
   fx, model, variables = _load(path, 'input/x_noisy', 'output/x_start_flip')
   t = fx['input/t']
-  ac = d3dp.cosine_schedule(fx.meta['ctor']['args']['timestep'])['alphas_cumprod'][t]
+  ac = diffusion.cosine_schedule(fx.meta['ctor']['args']['timestep'])['alphas_cumprod'][t]
   col = lambda a: np.asarray(a, np.float32)[:, None, None, None, None]
   x0, eps = d3dp.denoise(
     model,

@@ -11,6 +11,7 @@ import pytest
 
 from jaxpose.methods import diffpose as method
 from jaxpose.models import diffpose
+from jaxpose.models.layers import diffusion
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
 FILES = fixture_files('diffpose')
@@ -49,7 +50,7 @@ def test_training_objective_matches_official(path):
   fx = Fixture(path)
   if 'output/train_loss' not in fx:
     pytest.skip('no training objective in this fixture')
-  b = method.betas(*_schedule(fx))
+  b = diffusion.beta_schedule(*_schedule(fx))
   np.testing.assert_array_equal(b, fx['input/betas'])
   xt = method.q_sample(
     fx['input/x0'], jnp.asarray(fx['input/t_train']), fx['input/eps'], fx['input/noise_scale'], b
@@ -88,7 +89,7 @@ def test_sampler_matches_official(path):
     config_model=ctor['config_model'],
     config_model_pose=ctor['config_model_pose'],
   )
-  np.testing.assert_array_equal(method.betas(*_schedule(fx)), fx['input/betas'])
+  np.testing.assert_array_equal(diffusion.beta_schedule(*_schedule(fx)), fx['input/betas'])
   uv = fx['input/uv'][:, None]  # (B, T = 1, J, 2)
   b, j, c = fx['input/noise_scale'].shape
   for name, s in fx.meta['settings'].items():

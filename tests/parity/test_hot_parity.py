@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from jaxpose import losses
-from jaxpose.methods import hot as hot_method
 from jaxpose.models import hot
+from jaxpose.models.layers import token_pruning
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
 
@@ -41,12 +41,12 @@ def test_dpc_knn_matches_official(path):
     if fx[f'input/jitter_{case}'].shape[-1] != x.shape[1]:
       continue
     want = fx[f'output/index_down_{case}']
-    got = hot_method.dpc_knn(x, want.shape[1], 2, jitter=fx[f'input/jitter_{case}'])
+    got = token_pruning.dpc_knn(x, want.shape[1], 2, jitter=fx[f'input/jitter_{case}'])
     np.testing.assert_array_equal(got.index_down, want, err_msg=case)
     np.testing.assert_array_equal(got.idx_cluster, fx[f'output/idx_cluster_{case}'], err_msg=case)
   if 'input/center_jitter' in fx:
     want = fx['output/center_index_down']
-    got = hot_method.dpc_knn(
+    got = token_pruning.dpc_knn(
       x, want.shape[1], 2, jitter=fx['input/center_jitter'], center=(x.shape[1] - 1) // 2
     )
     np.testing.assert_array_equal(got.index_down, want)
@@ -64,7 +64,7 @@ def test_dpc_knn_matmul_regime(path):
   for case in cases:
     x = fx[f'input/x_{case}']
     want = fx[f'output/index_down_{case}']
-    got = hot_method.dpc_knn(x, want.shape[1], 2, jitter=fx[f'input/jitter_{case}'])
+    got = token_pruning.dpc_knn(x, want.shape[1], 2, jitter=fx[f'input/jitter_{case}'])
     np.testing.assert_array_equal(np.sort(got.index_down), np.sort(want), err_msg=case)
     ours_centre = np.take_along_axis(np.asarray(got.index_down), np.asarray(got.idx_cluster), 1)
     official_centre = np.take_along_axis(want, fx[f'output/idx_cluster_{case}'], 1)

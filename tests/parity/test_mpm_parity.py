@@ -4,7 +4,6 @@ pre-training network (`model.MPMLift.MPMmask2`) fed the fixture's stored masks."
 import numpy as np
 import pytest
 
-from jaxpose.methods import mpm as method
 from jaxpose.models import mpm
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
@@ -34,7 +33,7 @@ def test_mpm_lifter_matches_official(path):
 @pytest.mark.parametrize('path', _fixtures(pretrain=True))
 def test_mpm_pretrain_network_matches_official(path):
   fx = Fixture(path)
-  net, variables = method.pretrain_from_torch(fx.params, **fx.meta['constructor_args'])
+  net, variables = mpm.pretrain_from_torch(fx.params, **fx.meta['constructor_args'])
   tmask = fx['temporal_mask']
   masks = {
     'spatial_mask_2d': fx['spatial_mask_2d'],

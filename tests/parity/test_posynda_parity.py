@@ -6,7 +6,9 @@ losses). Tolerances are DESIGN.md's (max abs 1e-4, rel L2 1e-5)."""
 import numpy as np
 import pytest
 
-from jaxpose.methods import lora, posynda
+from jaxpose.methods import posynda
+from jaxpose.models import _posynda
+from jaxpose.models.layers import lora
 from tests.parity._fixtures import Fixture, assert_parity, fixture_files
 
 FIXTURES = fixture_files('posynda')
@@ -21,7 +23,7 @@ def _need(path, *keys):
 
 
 def _denoiser(fx):
-  model, variables, adapters = posynda.denoiser_from_torch(fx.params, **fx.meta['ctor']['args'])
+  model, variables, adapters = _posynda.denoiser_from_torch(fx.params, **fx.meta['ctor']['args'])
   n_lora = sum(1 for k in fx.params if '.lora_' in k)
   assert 2 * len(lora.adapter_paths(adapters)) == n_lora
   return model, posynda.merged_variables(variables, adapters, fx.meta['ctor']['lora']['scale'])
@@ -29,7 +31,7 @@ def _denoiser(fx):
 
 def _refiner(fx, prefix, official=True):
   sd = {k[len(prefix) :]: fx[k] for k in fx.keys() if k.startswith(prefix)}
-  return posynda.refiner_from_torch(sd, nhead=2, official_batch_position_encoding=official)
+  return _posynda.refiner_from_torch(sd, nhead=2, official_batch_position_encoding=official)
 
 
 @pytest.mark.parametrize('path', FIXTURES)
@@ -45,7 +47,7 @@ def test_lora_denoiser_matches_official(path):
   out = model.apply(variables, tok, train=False, t=np.repeat(t, h))
   assert_parity(np.asarray(out).reshape(x3d.shape), fx['output'], name='lora denoiser')
   # The adapters matter: without them the output moves.
-  base, plain, _ = posynda.denoiser_from_torch(fx.params, **fx.meta['ctor']['args'])
+  base, plain, _ = _posynda.denoiser_from_torch(fx.params, **fx.meta['ctor']['args'])
   out0 = base.apply(plain, tok, train=False, t=np.repeat(t, h))
   assert np.abs(np.asarray(out0) - np.asarray(out)).max() > 1e-3
 
@@ -115,7 +117,7 @@ def test_official_checkpoint_layout_loads(path):
       k[len('param_weight/') :]: fx[k] for k in fx.keys() if k.startswith('param_weight/')
     },
   }
-  den, dv, ad, ref, rv = posynda.from_official_checkpoint(
+  den, dv, ad, ref, rv = _posynda.from_official_checkpoint(
     ckpt, refiner_heads=2, **fx.meta['ctor']['args']
   )
   pred = posynda.sample_poses(

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jaxpose.data import build, cli, io, sources, synthetic
+from jaxpose.cli import data as cli
+from jaxpose.data import build, io, sources, synthetic
 from tfds_builders import _common
 
 # (dataset, config, writer kwargs): one malformed copy of each format per defect.

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxpose.train import checkpoint, sharding
+from jaxpose import sharding
+from jaxpose.train import checkpoint
 from jaxpose.train import state as state_lib
 from tests.train._tiny import TinyLifter
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from configs import videopose3d
-from jaxpose.train import checkpoint, cli, loop, writers
+from jaxpose.cli import train as cli
+from jaxpose.train import checkpoint, loop, writers
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

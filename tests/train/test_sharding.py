@@ -7,9 +7,10 @@ import optax
 import pytest
 
 from configs import common
+from jaxpose import sharding
 from jaxpose.methods import supervised
-from jaxpose.train import sharding, steps
 from jaxpose.train import state as state_lib
+from jaxpose.train import steps
 from tests.train._tiny import TinyLifter
 
 
@@ -38,7 +39,7 @@ def _train(num_devices: int, batches, lr=0.5):
   st = jax.jit(
     lambda: state_lib.create(model, tx, x, seed=0), out_shardings=sharding.replicated(mesh)
   )()
-  step = steps.make_train_step(model, supervised, tx, cfg)
+  step = steps.make_train_step(model, supervised.METHOD, tx, cfg)
   loss = float('nan')
   for b in batches:
     st, scalars = step(st, sharding.shard_batch(b, mesh))
@@ -81,7 +82,7 @@ def test_dropout_keys_fold_in_step():
   model, tx, cfg = TinyLifter(), optax.sgd(0.0), _config()
   host = jax.device_get(state_lib.create(model, tx, jnp.zeros((1, 5, 17, 3)), seed=0))
   fresh = lambda: jax.tree.map(jnp.asarray, host)  # the step donates its state argument
-  step = steps.make_train_step(model, supervised, tx, cfg)
+  step = steps.make_train_step(model, supervised.METHOD, tx, cfg)
   b = sharding.shard_batch(_batches(1)[0], mesh)
   _, s_a = step(fresh(), b)
   st = fresh()

@@ -19,12 +19,14 @@ from jaxpose.models.layers.gcn import (
   GCN,
   adjacency_from_neighbours,
   chain_adjacency,
+  kth_largest,
   normalize_digraph,
   topk_similarity_adjacency,
 )
 from jaxpose.models.layers.linear import (
   Linear,
   constant_init,
+  dense,
   torch_bias_init,
   torch_kernel_init,
 )
@@ -46,6 +48,8 @@ __all__ = [
   'TorchBatchNorm',
   'adjacency_from_neighbours',
   'chain_adjacency',
+  'dense',
+  'kth_largest',
   'gelu',
   'constant_init',
   'torch_bias_init',

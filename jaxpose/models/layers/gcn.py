@@ -59,6 +59,21 @@ def normalize_digraph(adj: jax.Array) -> jax.Array:
   return adj * d[..., :, None] * d[..., None, :]
 
 
+def kth_largest(x: jax.Array, k: int) -> jax.Array:
+  """The k-th largest value along the last axis, counting repeated values (like `lax.top_k`).
+
+  x: (..., N) -> (..., 1). For small k (<= 4) this takes k max passes, each removing one
+  occurrence of the current maximum, instead of `lax.top_k`, which XLA:CPU lowers to a full sort
+  of every row (about 10 ms per MotionAGFormer-XS layer at batch 16, 5% of a training step).
+  """
+  if k > 4:
+    return jax.lax.top_k(x, k)[0][..., -1:]
+  for _ in range(k - 1):
+    first = jax.nn.one_hot(jnp.argmax(x, axis=-1), x.shape[-1], dtype=jnp.bool_)
+    x = jnp.where(first, -jnp.inf, x)
+  return jnp.max(x, axis=-1, keepdims=True)
+
+
 def topk_similarity_adjacency(z: jax.Array, k: int) -> jax.Array:
   """Hard kNN graph from dot-product similarity: A_ij = 1[<z_i, z_j> >= k-th largest of row i].
 
@@ -75,7 +90,7 @@ def topk_similarity_adjacency(z: jax.Array, k: int) -> jax.Array:
   """
   z = jax.lax.stop_gradient(z.astype(jnp.float32))
   sim = jnp.matmul(z, jnp.swapaxes(z, -1, -2), precision=jax.lax.Precision.HIGHEST)
-  thr = jax.lax.top_k(sim, k)[0][..., -1:]
+  thr = kth_largest(sim, k)
   return (sim >= thr).astype(jnp.float32)
 
 

@@ -12,25 +12,53 @@ Run it again with the same workdir and it resumes (or, when finished, re-evaluat
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 
 import numpy as np
+from absl import flags
+
+from jaxpose.cli import common
 
 
 def default_data_dir() -> str:
   return os.environ.get('JAXPOSE_DATA_DIR') or str(pathlib.Path.home() / 'jaxpose_datasets')
 
 
-def main(argv: list[str]) -> int:
-  p = argparse.ArgumentParser(prog='jaxpose main', description=__doc__.split('\n\n')[0])
-  p.add_argument('--workdir', default='runs/main')
-  p.add_argument('--data_dir', default=default_data_dir())
-  p.add_argument('--steps', type=int, default=None, help='override the number of training steps')
-  args = p.parse_args(argv[1:])
+def make_flags() -> flags.FlagValues:
+  fv = flags.FlagValues()
+  flags.DEFINE_string('workdir', 'runs/main', 'run directory', flag_values=fv)
+  flags.DEFINE_string(
+    'data_dir', default_data_dir(), 'datasets root ($JAXPOSE_DATA_DIR)', flag_values=fv
+  )
+  flags.DEFINE_integer('steps', None, 'override the number of training steps', flag_values=fv)
+  return fv
+
+
+def side_by_side(res: dict, base: dict) -> str:
+  """Per-clip MPJPE / P-MPJPE (mm) of the trained model next to the mean-training-pose baseline."""
+  head = f'{"held-out clip":<16}{"MPJPE":>9}{"P-MPJPE":>9}   {"baseline MPJPE":>15}{"P-MPJPE":>9}'
+  rows = [head]
+  for g, v in res['per_group'].items():
+    b = base['per_group'].get(g, {})
+    rows.append(
+      f'{g:<16}{v["mpjpe_mm"]:>9.1f}{v["p_mpjpe_mm"]:>9.1f}   '
+      f'{b.get("mpjpe_mm", float("nan")):>15.1f}{b.get("p_mpjpe_mm", float("nan")):>9.1f}'
+    )
+  rows.append(
+    f'{"average":<16}{res["mpjpe_mm"]:>9.1f}{res["p_mpjpe_mm"]:>9.1f}   '
+    f'{base["mpjpe_mm"]:>15.1f}{base["p_mpjpe_mm"]:>9.1f}'
+  )
+  return '\n'.join(rows)
+
+
+def main(argv: Sequence[str]) -> int:
+  """`jaxpose main`; argv[0] is the command."""
+  args = make_flags()
+  common.parse(args, argv, __doc__)
 
   from configs import motionagformer
   from jaxpose.data import build
@@ -62,12 +90,26 @@ def main(argv: list[str]) -> int:
   plots.main_job_figure(
     rows, pred, gt, png, title='MotionAGFormer-XS on deepmimic (held-out clips)'
   )
-  from jaxpose.eval import evaluator
+  from jaxpose import sharding
+  from jaxpose.eval import baselines
 
-  print(evaluator.format_table(res))
+  base = baselines.mean_pose_baseline(config, sharding.make_mesh())
+  print(side_by_side(res, base))
   summary = {
     'mpjpe_mm': round(res['mpjpe_mm'], 2),
     'p_mpjpe_mm': round(res['p_mpjpe_mm'], 2),
+    'per_clip': {
+      g: {k: round(v[k], 2) for k in ('mpjpe_mm', 'p_mpjpe_mm')}
+      for g, v in res['per_group'].items()
+    },
+    'baseline_mean_pose': {
+      'mpjpe_mm': round(base['mpjpe_mm'], 2),
+      'p_mpjpe_mm': round(base['p_mpjpe_mm'], 2),
+      'per_clip': {
+        g: {k: round(v[k], 2) for k in ('mpjpe_mm', 'p_mpjpe_mm')}
+        for g, v in base['per_group'].items()
+      },
+    },
     'frames': res['num_frames'],
     'wall_s': round(time.time() - t0, 1),
     'png': str(png),

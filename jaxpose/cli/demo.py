@@ -17,11 +17,14 @@ switches between two people around frame 180, hence the default range 20:170.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
+from absl import flags
+
+from jaxpose.cli import common
 
 _SHARED = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data' / 'sports2d_demo'
 
@@ -60,13 +63,13 @@ def _fill_missing(xy: np.ndarray) -> np.ndarray:
 
 
 def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
-  """(T, 17, C) -> (T, 17, 3) with the workdir's model, window by window (edge-padded tail)."""
+  """kp2d_norm (T, 17, C) -> pose3d_cam (T, 17, 3) metres, root-relative, with the workdir's model
+  and method, window by window (edge-padded tail)."""
   import jax
   import ml_collections as mlc
 
   from jaxpose import methods
   from jaxpose.train import checkpoint as ckpt_lib
-  from jaxpose.train import loop
 
   cfg_path = pathlib.Path(checkpoint) / 'config.json'
   if not cfg_path.exists():
@@ -75,8 +78,8 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
       f'(run `jaxpose main` first for the default)'
     )
   config = mlc.ConfigDict(json.loads(cfg_path.read_text()))
-  method = methods.get_module(config.method.name)
-  model = loop.make_model(config, method)
+  method = methods.get(config.method.name)
+  model = method.make_model(config)
   variables = ckpt_lib.load_params(checkpoint)
   t = config.data.frames
   n = len(kp2d)
@@ -88,18 +91,29 @@ def lift(kp2d: np.ndarray, checkpoint: str) -> np.ndarray:
   return out[:n]
 
 
-def main(argv: list[str]) -> int:
-  p = argparse.ArgumentParser(prog='jaxpose demo', description=__doc__.split('\n\n')[0])
-  p.add_argument('--keypoints', default=str(_SHARED / 'mediapipe_pose_2d.npz'))
-  p.add_argument('--key', default='demo')
-  p.add_argument('--layout', default='mediapipe33')
-  p.add_argument('--width', type=float, default=1768)
-  p.add_argument('--height', type=float, default=994)
-  p.add_argument('--frames', default='20:170')
-  p.add_argument('--checkpoint', default='runs/main')
-  p.add_argument('--out', default='demo.png')
-  p.add_argument('--panels', type=int, default=6)
-  args = p.parse_args(argv[1:])
+def make_flags() -> flags.FlagValues:
+  fv = flags.FlagValues()
+  flags.DEFINE_string(
+    'keypoints',
+    str(_SHARED / 'mediapipe_pose_2d.npz'),
+    'npz of (N, J, 2..4) pixels',
+    flag_values=fv,
+  )
+  flags.DEFINE_string('key', 'demo', 'array name in the npz', flag_values=fv)
+  flags.DEFINE_string('layout', 'mediapipe33', 'joint layout of the keypoints', flag_values=fv)
+  flags.DEFINE_float('width', 1768, 'image width, pixels', flag_values=fv)
+  flags.DEFINE_float('height', 994, 'image height, pixels', flag_values=fv)
+  flags.DEFINE_string('frames', '20:170', 'frame range start:stop', flag_values=fv)
+  flags.DEFINE_string('checkpoint', 'runs/main', 'training workdir of the lifter', flag_values=fv)
+  flags.DEFINE_string('out', 'demo.png', 'figure path', flag_values=fv)
+  flags.DEFINE_integer('panels', 6, 'frames shown', flag_values=fv)
+  return fv
+
+
+def main(argv: Sequence[str]) -> int:
+  """`jaxpose demo`; argv[0] is the command."""
+  args = make_flags()
+  common.parse(args, argv, __doc__)
   a, _, b = args.frames.partition(':')
   frames = slice(int(a) if a else None, int(b) if b else None)
   if not pathlib.Path(args.keypoints).exists():

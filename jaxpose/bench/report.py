@@ -1,34 +1,23 @@
-"""`jaxpose bench`: parameters, MACs (two conventions), XLA FLOPs, throughput, MFU, the zoo table.
+"""The `jaxpose bench` report: parameters, MACs (two conventions), XLA FLOPs, throughput, MFU, the zoo.
 
-Usage:
-  jaxpose bench [--models all|NAME[:VARIANT],...] [--batch 1,16] [--dtype float32,bfloat16]
-                [--out DIR] [--no-throughput] [--no-train] [--zoo-markdown] [--from-json FILE]
-
-`--models`: `all` (default) is every registered model and variant; `NAME` alone is every variant of
-that model; `NAME:VARIANT` one variant. Unknown names list the valid ones.
-
-Writes DIR/bench.json (meta + one record per model/variant with its counts, the paper's numbers,
-relative differences, and a `throughput` list per batch and dtype) and DIR/bench.csv (one line per
-model/variant/batch/dtype), and prints a table. MACs are per clip at batch 1 in inference mode;
-"lin" is Linear/Conv only (thop, what papers print), "all" adds activation matmuls (fvcore).
-Throughput protocol and MFU: see jaxpose/bench/throughput.py.
-
-`--zoo-markdown` skips throughput, refreshes jaxpose/bench/zoo.json for the selected models (all by
-default), rewrites the README between `<!-- zoo:start -->` and `<!-- zoo:end -->` and prints the
-table (see jaxpose/bench/zoo.py). With `--from-json` the counts are read from an earlier bench.json
-instead of being recomputed.
+`run(options)` computes one record per model/variant (counts, the paper's numbers, relative
+differences, and a `throughput` list per batch and dtype); `write_outputs` writes DIR/bench.json
+(meta + records) and DIR/bench.csv (one line per model/variant/batch/dtype); `table` formats them;
+`update_zoo` refreshes jaxpose/bench/zoo.json and the README table. MACs are per clip at batch 1
+in inference mode; "lin" is Linear/Conv only (thop, what papers print), "all" adds activation
+matmuls (fvcore). Throughput protocol and MFU: see jaxpose/bench/throughput.py. The command line
+is jaxpose/cli/bench.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
+import dataclasses
 import datetime
 import json
 import pathlib
 import subprocess
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 DTYPES = ('float32', 'bfloat16')
@@ -79,33 +68,43 @@ def _dtypes(s: str) -> list[str]:
   return vals
 
 
-def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
-    prog='jaxpose bench',
-    description=__doc__.split('\n')[0],
-    formatter_class=argparse.RawTextHelpFormatter,
-  )
-  p.add_argument('--models', default='all', help="'all' or name[:variant],... (default all)")
-  p.add_argument('--batch', default='1', help='batch sizes for throughput, e.g. 1,16 (default 1)')
-  p.add_argument('--dtype', default='float32', help='float32,bfloat16 (default float32)')
-  p.add_argument('--out', default='bench_out', help='output directory (default bench_out)')
-  p.add_argument('--no-throughput', action='store_true', help='only params, MACs and FLOPs')
-  p.add_argument('--no-train', action='store_true', help='skip the training-step throughput')
-  p.add_argument('--no-xla', action='store_true', help="skip XLA's cost analysis (one lowering)")
-  p.add_argument('--warmup', type=int, default=2, help='untimed calls after compiling')
-  p.add_argument('--repeats', type=int, default=5, help='timed windows; the median is reported')
-  p.add_argument('--iters', type=int, default=3, help='calls per timed window')
-  p.add_argument('--peak-size', type=int, default=0, help='side of the peak matmul (0: auto)')
-  p.add_argument(
-    '--zoo-markdown', action='store_true', help='refresh zoo.json and the README table'
-  )
-  p.add_argument('--from-json', default='', help='reuse counts from an earlier bench.json')
-  p.add_argument('--readme', default='', help='README to rewrite (default: the repo README.md)')
-  p.add_argument('--zoo-json', default='', help='zoo cache (default jaxpose/bench/zoo.json)')
-  return p
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What to bench (the flags of `jaxpose bench`).
+
+  Attributes:
+    models: 'all' or 'name[:variant],...' (`parse_models`).
+    batch: batch sizes for throughput, '1,16'.
+    dtype: compute dtypes for throughput, 'float32,bfloat16'.
+    throughput: measure inference (and training) throughput; False: counts only.
+    train: also time the training step.
+    xla: also run XLA's cost analysis (one lowering per model).
+    warmup, repeats, iters: untimed calls after compiling; timed windows (the median is
+      reported); calls per window.
+    peak_size: side of the peak-FLOP/s matmul (0: automatic).
+    zoo_markdown: refresh zoo.json and the README table (no throughput).
+    from_json: reuse the counts of an earlier bench.json ('' = recompute).
+    readme: README to rewrite ('' = the repository's README.md).
+    zoo_json: zoo cache ('' = jaxpose/bench/zoo.json).
+  """
+
+  models: str = 'all'
+  batch: str = '1'
+  dtype: str = 'float32'
+  throughput: bool = True
+  train: bool = True
+  xla: bool = True
+  warmup: int = 2
+  repeats: int = 5
+  iters: int = 3
+  peak_size: int = 0
+  zoo_markdown: bool = False
+  from_json: str = ''
+  readme: str = ''
+  zoo_json: str = ''
 
 
-def _meta(peaks: dict[str, float]) -> dict[str, Any]:
+def meta(peaks: dict[str, float]) -> dict[str, Any]:
   import flax
   import jax
 
@@ -158,7 +157,7 @@ def _throughput(name, variant, batches, dtypes, peaks, args) -> list[dict[str, A
       kw = dict(dtype=dtype, peak_flops=peaks.get(dtype_name), **timing)
       try:
         rec.update(tp.inference_throughput(model, variables, x, **kw))
-        if not args.no_train:
+        if args.train:
           rec.update(tp.train_throughput(model, variables, x, **kw))
       except Exception as e:  # noqa: BLE001  (e.g. out of memory at a large batch: keep going)
         rec['error'] = f'{type(e).__name__}: {str(e).splitlines()[0][:200]}'
@@ -174,7 +173,7 @@ def _fmt(x: Any, scale: float = 1.0, digits: int = 2, pct: bool = False) -> str:
   return f'{x / scale:.{digits}f}'
 
 
-def _table(records: list[dict[str, Any]]) -> str:
+def table(records: list[dict[str, Any]]) -> str:
   cols = [
     ('model', lambda r, t: f'{r["model"]}:{r["variant"]}' if r['variant'] else r['model']),
     ('params M', lambda r, t: _fmt(r.get('params'), 1e6)),
@@ -233,7 +232,8 @@ def write_outputs(out_dir: pathlib.Path, meta: dict[str, Any], records: list[dic
     w.writerows(flat)
 
 
-def _zoo(specs, records, args) -> None:
+def update_zoo(specs, records, args: Options) -> None:
+  """Merges the records into zoo.json and rewrites the README table between the zoo markers."""
   from jaxpose.bench import zoo
 
   zoo_path = pathlib.Path(args.zoo_json) if args.zoo_json else zoo.ZOO_JSON
@@ -251,7 +251,7 @@ def _zoo(specs, records, args) -> None:
 
 
 def run(
-  args: argparse.Namespace,
+  args: Options,
 ) -> tuple[list[dict[str, Any]], dict[str, float], list[tuple[str, str | None]]]:
   """Computes a bench run: (records, measured peak FLOP/s per dtype, the (model, variant) list).
 
@@ -264,7 +264,7 @@ def run(
 
   specs = parse_models(args.models)
   batches, dtypes = _ints(args.batch), _dtypes(args.dtype)
-  do_tp = not (args.no_throughput or args.zoo_markdown)
+  do_tp = args.throughput and not args.zoo_markdown
   old = {}
   if args.from_json:
     old = {(r['model'], r['variant']): r for r in json.loads(open(args.from_json).read())['rows']}
@@ -277,40 +277,10 @@ def run(
   records = []
   for name, variant in tqdm(specs, desc='bench', unit='model', disable=len(specs) < 2):
     try:
-      rec = old.get((name, variant or '')) or model_row(name, variant, xla=not args.no_xla)
+      rec = old.get((name, variant or '')) or model_row(name, variant, xla=args.xla)
     except Exception as e:  # noqa: BLE001  (a model under construction must not stop the run)
       rec = {'model': name, 'variant': variant or '', 'error': f'{type(e).__name__}: {e}'}
     if do_tp and 'error' not in rec:
       rec['throughput'] = _throughput(name, variant, batches, dtypes, peaks, args)
     records.append(rec)
   return records, peaks, specs
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point; argv = ['bench', *args] as dispatched by jaxpose/cli.py."""
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if argv and argv[0] == 'bench':
-    argv = argv[1:]
-  args = _parser().parse_args(argv)
-  try:
-    records, peaks, specs = run(args)
-  except ValueError as e:
-    print(f'jaxpose bench: {e}', file=sys.stderr)
-    return 2
-  out = pathlib.Path(args.out)
-  write_outputs(out, _meta(peaks), records)
-  print(_table(records))
-  print(f'wrote {out / "bench.json"} and {out / "bench.csv"}')
-  failed = [r for r in records if 'error' in r]
-  for r in failed:
-    print(f'{r["model"]}:{r["variant"]}: {r["error"]}', file=sys.stderr)
-  if args.zoo_markdown:
-    if failed:
-      print('jaxpose bench: not writing the zoo while models fail', file=sys.stderr)
-      return 1
-    _zoo(specs, records, args)
-  return 1 if failed else 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())

@@ -1,19 +1,26 @@
-"""`jaxpose train` and `jaxpose eval` (absl flags + ml_collections config_flags).
+"""`jaxpose train` and `jaxpose eval`: a config (ml_collections config_flags) and a workdir.
 
-jaxpose train --config configs/motionagformer.py:xs --workdir runs/x [--config.optim.lr=1e-4]
-jaxpose eval  --config configs/motionagformer.py:xs --workdir runs/x   (or --checkpoint DIR)
+  jaxpose train --config configs/motionagformer.py:xs --workdir runs/x [--config.optim.lr=1e-4]
+  jaxpose eval  --config configs/motionagformer.py:xs --workdir runs/x   (or --checkpoint DIR)
+
+`train` runs the method's own loop when it has one (`Method.run`), else the default trainer
+(`jaxpose.train.loop.run`); both print the evaluation table and a JSON line of the headline
+numbers (mpjpe_mm, p_mpjpe_mm: millimetres; num_frames).
 """
 
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Sequence
 
+import ml_collections as mlc
 from absl import flags
 from ml_collections import config_flags
 
+from jaxpose.cli import common
 
-def make_flags(argv: list[str]) -> flags.FlagValues:
+
+def make_flags(argv: Sequence[str]) -> flags.FlagValues:
   """A fresh flag set per parse. config_flags finds the `--config.k=v` overrides in `sys_argv`
   (sys.argv by default), so it is given the argv actually parsed."""
   fv = flags.FlagValues()
@@ -32,9 +39,12 @@ def make_flags(argv: list[str]) -> flags.FlagValues:
   return fv
 
 
-def parse_flags(argv: list[str]) -> flags.FlagValues:
+def parse_flags(argv: Sequence[str]) -> flags.FlagValues:
   """Parses flags; turns config errors into messages that list the valid keys."""
+  argv = list(argv)
   fv = make_flags(argv)
+  if any(a in ('-h', '--help', '--helpfull') for a in argv[1:]):
+    common.parse(fv, argv, __doc__)  # prints the usage and exits 0
   try:
     fv(argv)
   except (flags.Error, KeyError, AttributeError) as e:  # unknown override keys raise the latter
@@ -44,21 +54,24 @@ def parse_flags(argv: list[str]) -> flags.FlagValues:
   return fv
 
 
-def parse(argv: list[str]):
+def parse(argv: Sequence[str]) -> mlc.ConfigDict:
   """The locked config of `argv` with its overrides applied."""
   return parse_flags(argv).config
 
 
-def _explain(err: Exception, argv: list[str]) -> str:
-  """Adds the valid keys to an unknown-override error."""
+def _explain(err: Exception, argv: Sequence[str]) -> str:
+  """Adds the valid keys to an unknown-override error (the config is parsed again, without the
+  overrides, by config_flags)."""
   msg = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
   bad = [a.split('=', 1)[0][len('--config.') :] for a in argv if a.startswith('--config.')]
-  cfg_arg = next((a.split('=', 1)[1] for a in argv if a.startswith('--config=')), None)
-  if cfg_arg is None or not bad:
+  cfg_args = [a for a in argv[1:] if a.startswith('--config=')]
+  if not cfg_args or not bad:
     return msg
   try:
-    path, _, arg = cfg_arg.partition(':')
-    cfg = config_flags.config_flags._LoadConfigModule('config', path).get_config(arg or None)  # noqa: SLF001
+    plain = [argv[0], cfg_args[-1]]
+    fv = make_flags(plain)
+    fv(plain)
+    cfg = fv.config
   except Exception:  # noqa: BLE001 - best effort; the original message still stands
     return msg
   for key in bad:
@@ -73,51 +86,32 @@ def _explain(err: Exception, argv: list[str]) -> str:
   return msg
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Sequence[str]) -> int:
+  """`jaxpose train|eval`; argv[0] is the command."""
   cmd = argv[0]
   fv = parse_flags(argv)
   config = fv.config
+  from jaxpose import methods
+  from jaxpose.eval import evaluator
   from jaxpose.train import loop
 
   if cmd == 'train':
     if not fv.workdir:
       raise SystemExit('jaxpose train: --workdir is required')
-    res = loop.run(config, fv.workdir)
+    run = methods.get(config.method.name).run or loop.run  # a method's own loop, if it has one
+    res = run(config, fv.workdir)
   else:
     res = evaluate(config, fv.workdir, fv.checkpoint, fv.split)
-  from jaxpose.eval import evaluator
-
   print(evaluator.format_table(res))
   print(json.dumps({k: res[k] for k in ('mpjpe_mm', 'p_mpjpe_mm', 'num_frames')}))
   return 0
 
 
 def evaluate(config, workdir: str | None, checkpoint: str | None, split: str | None):
-  """Evaluates the best (else latest) checkpoint of a workdir, or a given checkpoint."""
-  from jaxpose import methods
-  from jaxpose.eval import evaluator
-  from jaxpose.train import checkpoint as ckpt_lib
-  from jaxpose.train import loop, sharding, steps
+  """`jaxpose eval`: the best (else latest) checkpoint of `workdir`, or `checkpoint`."""
+  from jaxpose.train import loop
 
   src = checkpoint or workdir
   if not src:
     raise SystemExit('jaxpose eval: give --workdir or --checkpoint')
-  variables = ckpt_lib.load_params(src)
-  mesh = sharding.make_mesh()
-  method = methods.get_module(config.method.name)
-  model = loop.make_model(config, method)
-  eval_step = steps.make_eval_step(model, method, config)
-  variables = sharding.replicate(variables, mesh)
-  return evaluator.evaluate(
-    eval_step,
-    variables,
-    config,
-    mesh,
-    split=split,
-    max_batches=config.eval.max_batches,
-    progress=True,
-  )
-
-
-if __name__ == '__main__':
-  sys.exit(main(['train', *sys.argv[1:]]))
+  return loop.evaluate_checkpoint(config, src, split=split)

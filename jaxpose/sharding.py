@@ -29,30 +29,36 @@ def maybe_initialize_distributed(mesh_cfg: mlc.ConfigDict) -> None:
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+  """A 1-D mesh named 'data' over the first `num_devices` devices (default: all)."""
   n = num_devices or jax.device_count()
   return jax.make_mesh((n,), ('data',), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """The sharding of a full copy on every device of `mesh`."""
   return NamedSharding(mesh, P())
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """The sharding of a global batch: leading (B) axis split over 'data', the rest replicated."""
   return NamedSharding(mesh, P('data'))
 
 
 def replicate(tree: PyTree, mesh: jax.sharding.Mesh) -> PyTree:
+  """`tree` (host or device arrays) copied onto every device of `mesh`."""
   return jax.device_put(tree, replicated(mesh))
 
 
 def check_batch_size(global_batch: int, mesh: jax.sharding.Mesh, what: str = 'batch_size') -> None:
+  """Raises ValueError (naming data.<what>) unless the global batch divides by the device count."""
   n = mesh.devices.size
   if global_batch % n:
     raise ValueError(f'data.{what}={global_batch} must be divisible by the number of devices ({n})')
 
 
 def shard_batch(batch: Mapping[str, np.ndarray], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
-  """Per-host numpy batch (leading axis = this host's rows) -> global sharded jax.Arrays."""
+  """Per-host numpy batch (leading axis = this host's b rows) -> global jax.Arrays (B = b x hosts
+  rows, sharded over 'data'); nested dicts (two-domain batches) are sharded leaf by leaf."""
   sh = batch_sharding(mesh)
   put = lambda v: jax.make_array_from_process_local_data(sh, np.asarray(v))
   return jax.tree.map(put, dict(batch))  # nested batches too (two-domain methods: PoSynDA)

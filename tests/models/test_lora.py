@@ -8,8 +8,8 @@ import optax
 import pytest
 
 from jaxpose import models
-from jaxpose.methods import lora
 from jaxpose.models import mixste, motionbert
+from jaxpose.models.layers import lora
 
 LIFTERS = {'mixste': mixste.TEST_OVERRIDES, 'motionbert': motionbert.TEST_OVERRIDES}
 
