@@ -3,10 +3,15 @@
 Datasets: h36m, mpi_inf_3dhp, humaneva, pw3d (manual download of the official preprocessed files)
 and deepmimic (embedded: built from the mocap clips inside the installed pybullet package). Build
 them with `jaxpose data build <name> [--config C] --manual_dir M --data_dir D`; no TensorFlow needed.
+
+Optional (OPTIONAL; never built unless asked for): pose2sim, the Pose2Sim demo's real calibrated
+4-view video with triangulated pseudo-3D (needs the `pose2sim` package or its demo folder, and
+OpenCV; see tfds_builders/pose2sim).
 """
 
-from tfds_builders import deepmimic, h36m, humaneva, mpi_inf_3dhp, pw3d
+from tfds_builders import deepmimic, h36m, humaneva, mpi_inf_3dhp, pose2sim, pw3d
 
-NAMES = ('h36m', 'mpi_inf_3dhp', 'humaneva', 'pw3d', 'deepmimic')
+NAMES = ('h36m', 'mpi_inf_3dhp', 'humaneva', 'pw3d', 'deepmimic', 'pose2sim')
+OPTIONAL = ('pose2sim',)
 
-__all__ = ['NAMES', 'deepmimic', 'h36m', 'humaneva', 'mpi_inf_3dhp', 'pw3d']
+__all__ = ['NAMES', 'OPTIONAL', 'deepmimic', 'h36m', 'humaneva', 'mpi_inf_3dhp', 'pose2sim', 'pw3d']

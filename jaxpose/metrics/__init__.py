@@ -32,7 +32,16 @@ from jaxpose.metrics.pck import (
   auc,
   pck,
 )
-from jaxpose.metrics.pose import joint_errors, mpjpe, mpjve, n_mpjpe, p_mpjpe, reduce_joints
+from jaxpose.metrics.pose import (
+  joint_errors,
+  mpjpe,
+  mpjve,
+  n_mpjpe,
+  n_mpjpe_procrustes_scale,
+  p_mpjpe,
+  reduce_joints,
+)
+from jaxpose.metrics.pss import assign_clusters, fit_pss_centers, normalize_pose, pss
 from jaxpose.metrics.sampling import (
   best_sample_mpjve,
   calibration_coverage,
@@ -47,10 +56,12 @@ __all__ = [
   'PCK_JOINTS_H36M',
   'accel_error',
   'accel_valid',
+  'assign_clusters',
   'auc',
   'best_sample_mpjve',
   'calibration_coverage',
   'calibration_score',
+  'fit_pss_centers',
   'joint_best_pose',
   'joint_errors',
   'min_mpjpe',
@@ -61,11 +72,14 @@ __all__ = [
   'mpjve',
   'mpvpe',
   'n_mpjpe',
+  'n_mpjpe_procrustes_scale',
+  'normalize_pose',
   'p_mpjpe',
   'p_mpjpe_best_of',
   'pa_mpvpe',
   'pck',
   'protocol_errors',
+  'pss',
   'reduce_joints',
   'reduce_protocols',
   'rigid_align',

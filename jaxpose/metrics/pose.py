@@ -135,3 +135,36 @@ def mpjve(
   """
   pred, gt = jnp.asarray(pred), jnp.asarray(gt)
   return mpjpe(jnp.diff(pred, axis=-3), jnp.diff(gt, axis=-3), weights=weights, mask=mask)
+
+
+def n_mpjpe_procrustes_scale(
+  pred: ArrayLike,
+  gt: ArrayLike,
+  *,
+  root: int = 0,
+  weights: ArrayLike | None = None,
+  mask: ArrayLike | None = None,
+) -> jnp.ndarray:
+  """EpipolarPose's "norm" error: MPJPE after scaling pred by the similarity-Procrustes scale.
+
+  The official `H36M_Integral.evaluate` (github.com/mkocabas/EpipolarPose @ 299ccb0, research/
+  epipolarpose.md §5, §10.7) takes the scale b of the full similarity Procrustes fit (rotation
+  included) of pred to gt, applies only b (no rotation, no translation), then root-aligns both poses.
+  This differs from `n_mpjpe` (Rhodin's least-squares scale, no root alignment); the EpipolarPose
+  paper's w/o-R/t N-MPJPE numbers come from this definition.
+
+  Args:
+    pred: (..., J, 3) predicted poses, any scale.
+    gt: (..., J, 3) ground truth.
+    root: root joint index for the final alignment.
+    weights, mask: see `reduce_joints`.
+
+  Returns:
+    (...) error per pose, in gt's unit.
+  """
+  pred, gt = jnp.asarray(pred), jnp.asarray(gt)
+  scale, _, _ = procrustes.similarity_transform(pred, gt)
+  p = scale[..., None, None] * pred
+  p = p - p[..., root : root + 1, :]
+  g = gt - gt[..., root : root + 1, :]
+  return mpjpe(p, g, weights=weights, mask=mask)
