@@ -9,6 +9,7 @@
 - `GCN`, `adjacency_from_neighbours`, `chain_adjacency`, `normalize_digraph`,
   `topk_similarity_adjacency`: graph blocks.
 - `MultiScaleTCN`, `TemporalConv`: multi-scale temporal convolutions on (B, T, J, C).
+- `TorchGRU`: torch.nn.GRU numerics (gate order r, z, n; two biases per gate), batch-first.
 
 Randomness: every layer here draws from the 'dropout' RNG stream (DropPath's stream is a field).
 """
@@ -32,6 +33,7 @@ from jaxpose.models.layers.linear import (
 )
 from jaxpose.models.layers.mlp import ACTIVATIONS, Mlp, gelu
 from jaxpose.models.layers.norms import LayerNorm, TorchBatchNorm
+from jaxpose.models.layers.rnn import TorchGRU
 from jaxpose.models.layers.tcn import MultiScaleTCN, TemporalConv
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
   'MultiScaleTCN',
   'TemporalConv',
   'TorchBatchNorm',
+  'TorchGRU',
   'adjacency_from_neighbours',
   'chain_adjacency',
   'dense',
