@@ -313,12 +313,14 @@ def model_flops(
   xs = tuple(example_inputs(model, batch=1)) if x is None else (x,)
   xs = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in xs)
   x = xs[0]
-  image = input_kind(model) == 'image'
+  kind = input_kind(model)
+  image = kind == 'image'
   if variables is None:
     variables = jax.eval_shape(lambda *a: model.init(jax.random.key(0), *a, train=False), *xs)
   apply = _apply_fn(model)
   macs = count_macs(apply, variables, *xs)
-  frames_out = 1 if image else _frames_out(jax.eval_shape(apply, variables, *xs))
+  # lifters: T_out of the output; image models: one image; video models (PMCE): one output frame
+  frames_out = _frames_out(jax.eval_shape(apply, variables, *xs)) if kind == 'pose2d' else 1
   rep: dict[str, Any] = {
     'params': param_count(variables),
     'input': 'x'.join(str(d) for d in x.shape[1:]) + (' image' if image else ''),
@@ -332,7 +334,7 @@ def model_flops(
     'macs_linear_per_frame': macs.thop / frames_out,
     'macs_all_per_frame': macs.total / frames_out,
   }
-  if not image and len(xs) == 1 and frames_out < x.shape[1]:
+  if kind == 'pose2d' and frames_out < x.shape[1]:
     rep.update(_stream_per_frame(apply, variables, x, macs, frames_out, stream_extra_frames))
   rep['flops_xla'] = xla_flops(apply, variables, *xs) if xla else None
   return rep
