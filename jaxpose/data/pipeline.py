@@ -79,6 +79,13 @@ def _get(data_cfg: Any, key: str) -> Any:
   return getattr(data_cfg, key, _DEFAULTS[key])
 
 
+def _images(data_cfg: Any):
+  """`jaxpose.data.image_pipeline` when the dataset's metadata says kind == 'image', else None."""
+  from jaxpose.data import image_pipeline
+
+  return image_pipeline if image_pipeline.is_image_dataset(data_cfg) else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
   """Everything the pipeline needs from the data config and the dataset's metadata."""
@@ -369,18 +376,26 @@ def train_iterator(
     seed: shuffling and augmentation seed.
     process_index, process_count: this host and the number of hosts.
   """
+  if ip := _images(data_cfg):
+    return ip.train_iterator(
+      data_cfg, seed=seed, process_index=process_index, process_count=process_count
+    )
   ds = train_dataset(data_cfg, seed=seed, process_index=process_index, process_count=process_count)
   return TrainIterator(ds, int(_get(data_cfg, 'num_workers')), prefetch=4, seed=int(seed))
 
 
 def num_windows(data_cfg: Any, split: str | None = None) -> int:
   """Windows in a split: training windows for data.train_split, else the evaluation tiling."""
+  if ip := _images(data_cfg):
+    return ip.num_windows(data_cfg, split)
   split = split or _get(data_cfg, 'train_split')
   return len(_window_index(data_cfg, split, train=split == _get(data_cfg, 'train_split'))[2])
 
 
 def sequence_table(data_cfg: Any, split: str | None = None) -> list[dict[str, Any]]:
   """[{seq_id, subject, action, camera, num_frames, source}] of a split, by seq_id."""
+  if ip := _images(data_cfg):
+    return ip.sequence_table(data_cfg, split)
   store = _store(data_cfg, split or _get(data_cfg, 'eval_split'))
   keys = ('seq_id', 'subject', 'action', 'camera', 'num_frames', 'source')
   return [{k: m[k] for k in keys} for m in store.meta]
@@ -400,6 +415,11 @@ def eval_batches(
   last window are padding: a copy of the batch's first window with valid = owned = False and
   seq_id = -1.
   """
+  if ip := _images(data_cfg):
+    yield from ip.eval_batches(
+      data_cfg, split, process_index=process_index, process_count=process_count
+    )
+    return
   split = split or _get(data_cfg, 'eval_split')
   spec, store, index = _window_index(data_cfg, split, train=False)
   big = int(_get(data_cfg, 'eval_batch_size'))
@@ -421,5 +441,7 @@ def eval_batches(
 
 def dataset_layouts(data_cfg: Any, split: str | None = None) -> tuple[str, str]:
   """(layout_2d, layout_3d) of the configured dataset, e.g. for `flip_batch`."""
+  if ip := _images(data_cfg):
+    return ip.dataset_layouts(data_cfg, split)
   spec = make_spec(data_cfg, split or _get(data_cfg, 'eval_split'))
   return spec.layout_2d, spec.layout_3d
