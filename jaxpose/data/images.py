@@ -389,11 +389,15 @@ def sample_augmentation(
 
 
 def color_scale(image_u8: np.ndarray, color: Sequence[float]) -> np.ndarray:
-  """Per-channel multiply, clipped to [0, 255] and rounded: (H, W, 3) uint8 -> uint8."""
+  """Per-channel multiply, clipped to [0, 255] and rounded: (H, W, 3) uint8 -> uint8.
+
+  Done as a per-channel lookup table (cv2.LUT), the same numbers as rint(clip(x * c)).
+  """
   if tuple(color) == (1.0, 1.0, 1.0):
     return image_u8
-  out = image_u8.astype(np.float32) * np.asarray(color, np.float32)
-  return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+  levels = np.arange(256, dtype=np.float32)[:, None] * np.asarray(color, np.float32)
+  lut = np.clip(np.rint(levels), 0, 255).astype(np.uint8).reshape(256, 1, 3)
+  return cv2.LUT(np.ascontiguousarray(image_u8), lut)
 
 
 def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -425,26 +429,33 @@ def occlusion_mask_and_fill(
 
   1 .. max_count occluders (the official count is randint(1, 8)); each is a rectangle or an
   ellipse, rotated, 0.1 .. 0.5 of the crop side long, at a uniform position, filled with its own
-  texture.
+  texture. Each occluder is drawn and textured inside its own bounding box only (cheap).
   """
   rng = np.random.default_rng(seed)
-  mask = np.zeros((h, w), np.uint8)
+  mask = np.zeros((h, w), bool)
   fill = np.zeros((h, w, 3), np.uint8)
   side = min(h, w)
   for _ in range(int(rng.integers(1, max_count + 1))):
-    one = np.zeros((h, w), np.uint8)
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
     ax = rng.uniform(0.05, 0.25, size=2) * side
     ang = float(rng.uniform(0, 180))
-    if rng.random() < 0.5:
-      box = cv2.boxPoints(((cx, cy), (2 * ax[0], 2 * ax[1]), ang))
+    rect = rng.random() < 0.5
+    r = int(np.ceil(ax.max())) + 1  # the shape fits in the square of half-side r around (cx, cy)
+    x0, y0 = max(int(cx) - r, 0), max(int(cy) - r, 0)
+    x1, y1 = min(int(cx) + r + 1, w), min(int(cy) + r + 1, h)
+    if x0 >= x1 or y0 >= y1:
+      continue
+    one = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    if rect:
+      box = cv2.boxPoints(((cx - x0, cy - y0), (2 * ax[0], 2 * ax[1]), ang))
       cv2.fillPoly(one, [np.round(box).astype(np.int32)], 1)
     else:
-      cv2.ellipse(one, (int(cx), int(cy)), (int(ax[0]), int(ax[1])), ang, 0, 360, 1, -1)
+      centre = (int(cx) - x0, int(cy) - y0)
+      cv2.ellipse(one, centre, (int(ax[0]), int(ax[1])), ang, 0, 360, 1, -1)
     sel = one.astype(bool)
-    fill[sel] = _texture(rng, h, w)[sel]
-    mask |= one
-  return mask.astype(bool), fill
+    fill[y0:y1, x0:x1][sel] = _texture(rng, y1 - y0, x1 - x0)[sel]
+    mask[y0:y1, x0:x1] |= sel
+  return mask, fill
 
 
 def occlude(image_u8: np.ndarray, seed: int, max_count: int = 7) -> tuple[np.ndarray, np.ndarray]:
