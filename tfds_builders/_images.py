@@ -26,7 +26,9 @@ names, index = label), pose3d_units='m', notes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -140,14 +142,44 @@ def make_image_example(
   }
 
 
+_SERIALIZE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def deterministic_serialization() -> Iterator[None]:
+  """Makes TFDS serialise examples with sorted feature keys while the block runs.
+
+  TFDS writes each record as a tf.train.Example, whose `features` is a protobuf map; the default
+  `SerializeToString()` emits map entries in an order that changes from process to process (hash
+  seeding), so two builds of identical data give different bytes. `deterministic=True` sorts them.
+  TFDS has no hook for this, so ExampleSerializer.serialize_example is swapped for the duration
+  (under a lock; builds in other threads of the same process serialise deterministically too).
+  """
+  from tensorflow_datasets.core import example_serializer
+
+  cls = example_serializer.ExampleSerializer
+  with _SERIALIZE_LOCK:
+    original = cls.serialize_example
+
+    def serialize_example(self, example):
+      return self.get_tf_example(example).SerializeToString(deterministic=True)
+
+    cls.serialize_example = serialize_example
+    try:
+      yield
+    finally:
+      cls.serialize_example = original
+
+
 class ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base class of per-frame image builders: array_record output, records kept in generation order.
 
   Subclasses define `_metadata()` and `_split_generators`. `disable_shuffling` keeps the records
-  in the order they are generated (take by take, frame by frame), which makes the files
-  byte-identical between builds and lets readers index frames without a lookup table. TFDS
-  writes into an `incomplete.*` directory renamed only on success, so a failed build leaves
-  nothing a later `tfds.data_source` would accept.
+  in the order they are generated (take by take, frame by frame) and `deterministic_serialization`
+  fixes the byte order inside each record, so two builds give byte-identical files (also in
+  different processes) and readers index frames without a lookup table. TFDS writes into an
+  `incomplete.*` directory renamed only on success, so a failed build leaves nothing a later
+  `tfds.data_source` would accept.
   """
 
   NEEDS_MANUAL_DIR = False
@@ -159,6 +191,10 @@ class ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _metadata(self) -> dict[str, Any]:
     raise NotImplementedError
+
+  def _download_and_prepare(self, dl_manager, download_config=None) -> None:
+    with deterministic_serialization():
+      super()._download_and_prepare(dl_manager, download_config)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(

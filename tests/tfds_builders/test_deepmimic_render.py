@@ -1,5 +1,8 @@
 """The embedded deepmimic_render dataset: renderer, placing, records, determinism, no partial build."""
 
+import os
+import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -8,6 +11,8 @@ import tensorflow_datasets as tfds
 
 from jaxpose.data import build, deepmimic, images, sources
 from jaxpose.data import deepmimic_render as dr
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _build(data_dir, config='tiny'):
@@ -157,11 +162,15 @@ def test_records_are_exact_projections(tiny):
 
 
 def test_build_is_deterministic(tiny, tmp_path):
+  """A second build in another process (other hash seed, cold caches) gives identical bytes."""
   _, first = tiny
-  dr.body_points.cache_clear()
-  dr._room_textures.cache_clear()
-  dr._rays.cache_clear()
-  second = _build(tmp_path)
+  code = (
+    'import tensorflow_datasets as tfds; from jaxpose.data import build; '
+    f"tfds.disable_progress_bar(); build.build('deepmimic_render', 'tiny', data_dir={str(tmp_path)!r})"
+  )
+  env = {**os.environ, 'PYTHONHASHSEED': '12345', 'PYTHONPATH': str(REPO)}
+  subprocess.run([sys.executable, '-c', code], env=env, check=True, capture_output=True)
+  second = tmp_path / 'deepmimic_render' / 'tiny' / first.name
   files = sorted(p.name for p in first.glob('*.array_record*'))
   assert len(files) == 2
   for name in files:
