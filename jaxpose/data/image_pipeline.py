@@ -323,7 +323,13 @@ CROPS: dict[str, CropFn] = {'box': box_crop}
 
 def register_crop(name: str, fn: CropFn) -> None:
   """Adds a crop: fn(view, augmentation, spec) -> (3, 3) crop_from_full without the flip mirror
-  (an affine or a homography; e.g. PersPose's perspective rotation)."""
+  (an affine or a homography; e.g. PersPose's perspective rotation).
+
+  The augmentation carries the EpipolarPose-recipe draws (scale, rot_deg) and `crop_seed`: a crop
+  with its own random choices seeds `np.random.default_rng(aug.crop_seed)` (crop_seed is -1 at
+  evaluation and with data.image.augment off, where it must be deterministic). The pipeline then
+  applies the flip mirror, warps image and labels, and sets K_crop = crop_from_full @ K_full.
+  """
   CROPS[name] = fn
 
 

@@ -348,12 +348,15 @@ class Augmentation:
     rot_deg: in-plane rotation, degrees.
     color: (3,) per-channel RGB factors (1 = none).
     occlusion_seed: seed of the synthetic occluders, -1 for none.
+    crop_seed: seed for crops that draw their own randomness (e.g. PersPose's centre jitter), -1
+      when nothing may be random (evaluation).
   """
 
   scale: float = 1.0
   rot_deg: float = 0.0
   color: tuple[float, float, float] = (1.0, 1.0, 1.0)
   occlusion_seed: int = -1
+  crop_seed: int = -1
 
 
 NO_AUGMENTATION = Augmentation()
@@ -385,6 +388,7 @@ def sample_augmentation(
     rot_deg=r if use_rot else 0.0,
     color=tuple(float(c) for c in color),
     occlusion_seed=occ_seed if use_occ else -1,
+    crop_seed=int(rng.integers(0, 2**31 - 1)),
   )
 
 

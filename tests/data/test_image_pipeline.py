@@ -307,7 +307,10 @@ def test_bad_image_and_camera_errors_name_record_view_and_frame(cfg):
 def test_register_crop_plugs_a_homography(cfg):
   """A registered projective crop flows through warp and labels (PersPose's entry point)."""
 
+  seeds = []
+
   def tilted(view, aug, spec):
+    seeds.append(aug.crop_seed)
     m = image_pipeline.box_crop(view, aug, spec)
     h = np.eye(3)
     h[2, :2] = [2e-4, -1e-4]
@@ -316,7 +319,11 @@ def test_register_crop_plugs_a_homography(cfg):
 
   image_pipeline.register_crop('test_tilted', tilted)
   try:
+    list(pipeline.eval_batches({**cfg, 'image': dict(size=64, crop='test_tilted')}))
+    assert set(seeds) == {-1}  # nothing random at evaluation
+    seeds.clear()
     b = next(pipeline.train_iterator({**cfg, 'image': dict(size=64, crop='test_tilted')}, seed=7))
+    assert min(seeds) >= 0 and len(set(seeds)) == len(seeds) >= 4  # a seed per example (prefetch)
   finally:
     image_pipeline.CROPS.pop('test_tilted')
   assert np.abs(b['crop_from_full'][:, 2, :2]).max() > 0

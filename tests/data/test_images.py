@@ -117,7 +117,7 @@ def test_crop_matrix_matches_three_point_affine(cx, cy, w, h, scale, rot):
   # cv2 solves from float32 points: agree to float32 precision of the (<= 1000 px) coordinates.
   pts = np.array([[cx, cy], [0, 0], [1000, 1000], [cx + 50, cy - 70]])
   got, want = images.apply_h(m, pts), pts @ ref[:, :2].T + ref[:, 2]
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-2)  # cv2 solves in float32
 
 
 def test_crop_matrix_maps_box_to_patch():

@@ -11,7 +11,7 @@ projection of the H36M-17 joints through the stored K; no lens distortion is ren
 Configs:
   default  scale 0.5 (500 x 500 and 500 x 501 images), 12.5 fps (every 4th frame of the 50 Hz
            motion): train 12 clips, 350 frames x 4 views; test cartwheel, punch, walk, 77 frames x
-           4 views (the split of `deepmimic`). About 42 s and 62 MB on the 2-core CPU
+           4 views (the split of `deepmimic`). 62 MB, built in 16 s to 42 s on the shared 2-core CPU
            (experiments/image_pipeline/README.md).
   tiny     for tests: scale 0.16 (160 x 160 images), train jump and kick, test walk, 3
            frames each; builds in about a second.
