@@ -39,6 +39,24 @@ def data_block(**overrides: Any) -> mlc.ConfigDict:
       # 'center' mode: also give the whole window's 3D as pose3d_cam_window (B, T, J, 3), for
       # losses on every frame of a single-output model (MPM/P-STMO's VTE term).
       window_targets=False,
+      # Image datasets (metadata kind 'image', jaxpose/data/image_pipeline.py); flips follow
+      # flip_aug above. Defaults: EpipolarPose's recipe (research/epipolarpose.md §6).
+      image=mlc.ConfigDict(
+        dict(
+          size=256,  # crop side, pixels
+          views=1,  # views per training example (>1: multi-view batches (B, V, ...))
+          crop='box',  # 'box' (EpipolarPose) or a crop registered with image_pipeline.register_crop
+          bbox_mm=2000.0,  # side of the square around the root that the box crop frames
+          augment=True,  # training augmentation on/off (never at evaluation)
+          scale_aug=0.25,  # scale = 1 + scale_aug * clip(N(0, 1), -1, 1)
+          rot_aug_deg=30.0,  # rotation = rot_aug_deg * clip(N(0, 1), -2, 2) degrees ...
+          rot_prob=0.6,  # ... with this probability
+          color_aug=0.2,  # per-channel colour factor U(1 - color_aug, 1 + color_aug)
+          occlusion=0.0,  # probability of synthetic occluders per view
+          occluder_max=7,  # 1 .. occluder_max occluders
+          part_labels=True,  # decode and warp part masks (part_label_u8) when the data has them
+        )
+      ),
     )
   )
   d.update(overrides)

@@ -284,6 +284,19 @@ def _quat_z(angle: np.ndarray) -> np.ndarray:
 
 def forward_kinematics(pose: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Joint positions (y-up world, metres) of resampled channels. Returns {joint: (T, 3)} + 'head'."""
+  return forward_kinematics_with_rotations(pose)[0]
+
+
+def forward_kinematics_with_rotations(
+  pose: dict[str, np.ndarray],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """`forward_kinematics` that also returns each link's world rotation.
+
+  Returns:
+    ({joint: (T, 3)} + 'head': positions, y-up world, metres;
+     {joint: (T, 4)}: world rotation (w, x, y, z) of every joint's link except the fixed wrists,
+     i.e. the frame the link's URDF geometry is attached to).
+  """
   from jaxpose.geometry.rotation import quat_rotate
 
   quat_multiply = _jitted()[1]
@@ -299,7 +312,7 @@ def forward_kinematics(pose: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     local = _quat_z(local) if local.ndim == 1 else local
     rot[name] = np.asarray(quat_multiply(rot[parent], local), np.float64)
   pos['head'] = pos['neck'] + quat_rotate(rot['neck'], head)
-  return pos
+  return pos, rot
 
 
 def to_h36m17(pos: dict[str, np.ndarray], offsets: np.ndarray | None = None) -> np.ndarray:

@@ -79,6 +79,13 @@ def _get(data_cfg: Any, key: str) -> Any:
   return getattr(data_cfg, key, _DEFAULTS[key])
 
 
+def _images(data_cfg: Any):
+  """`jaxpose.data.image_pipeline` when the dataset's metadata says kind == 'image', else None."""
+  from jaxpose.data import image_pipeline
+
+  return image_pipeline if image_pipeline.is_image_dataset(data_cfg) else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
   """Everything the pipeline needs from the data config and the dataset's metadata: the dataset
@@ -391,6 +398,10 @@ def train_iterator(
     An iterator of per-host batch dicts (module docstring: kp2d_norm (b, T, J2, C_in) normalised
     screen coordinates, pose3d_cam (b, T_out, J3, 3) metres root-relative, valid (b, T_out), ...).
   """
+  if ip := _images(data_cfg):
+    return ip.train_iterator(
+      data_cfg, seed=seed, process_index=process_index, process_count=process_count
+    )
   ds = train_dataset(data_cfg, seed=seed, process_index=process_index, process_count=process_count)
   return TrainIterator(ds, int(_get(data_cfg, 'num_workers')), prefetch=4, seed=int(seed))
 
@@ -398,6 +409,8 @@ def train_iterator(
 def num_windows(data_cfg: Any, split: str | None = None) -> int:
   """Number of windows in a split (count): training windows for data.train_split, else the
   evaluation tiling's windows."""
+  if ip := _images(data_cfg):
+    return ip.num_windows(data_cfg, split)
   split = split or _get(data_cfg, 'train_split')
   return len(_window_index(data_cfg, split, train=split == _get(data_cfg, 'train_split'))[2])
 
@@ -405,6 +418,8 @@ def num_windows(data_cfg: Any, split: str | None = None) -> int:
 def sequence_table(data_cfg: Any, split: str | None = None) -> list[dict[str, Any]]:
   """[{seq_id, subject, action, camera, num_frames (frames), source}] of a split (default
   data.eval_split), by seq_id."""
+  if ip := _images(data_cfg):
+    return ip.sequence_table(data_cfg, split)
   store = _store(data_cfg, split or _get(data_cfg, 'eval_split'))
   keys = ('seq_id', 'subject', 'action', 'camera', 'num_frames', 'source')
   return [{k: m[k] for k in keys} for m in store.meta]
@@ -426,6 +441,11 @@ def eval_batches(
   (b, T, J2, C_in), pose3d_cam (b, T_out, J3, 3) metres, valid/owned (b, T_out) bool, frame_idx
   (b, T_out) int32, seq_id (b,) int32, ...), b = data.eval_batch_size // process_count.
   """
+  if ip := _images(data_cfg):
+    yield from ip.eval_batches(
+      data_cfg, split, process_index=process_index, process_count=process_count
+    )
+    return
   split = split or _get(data_cfg, 'eval_split')
   spec, store, index = _window_index(data_cfg, split, train=False)
   big = int(_get(data_cfg, 'eval_batch_size'))
@@ -448,5 +468,7 @@ def eval_batches(
 def dataset_layouts(data_cfg: Any, split: str | None = None) -> tuple[str, str]:
   """(layout_2d, layout_3d): the skeleton names of the configured dataset's 2D and 3D joints
   (e.g. for `flip_batch`)."""
+  if ip := _images(data_cfg):
+    return ip.dataset_layouts(data_cfg, split)
   spec = make_spec(data_cfg, split or _get(data_cfg, 'eval_split'))
   return spec.layout_2d, spec.layout_3d

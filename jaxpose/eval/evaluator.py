@@ -21,7 +21,8 @@ from jaxpose.data import pipeline
 from jaxpose.eval import protocols
 
 _META_KEYS = ('frame_idx', 'seq_id', 'valid', 'owned')
-_EXAMPLE_KEYS = ('kp2d_norm', 'pose3d_cam')  # host-side batch entries of the returned example
+# Host-side batch entries of the returned example (lifters: kp2d_norm; image models: kp2d_px).
+_EXAMPLE_KEYS = ('kp2d_norm', 'kp2d_px', 'pose3d_cam')
 
 
 def _to_host(tree: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -64,7 +65,8 @@ def evaluate(
     {'mpjpe_mm', 'p_mpjpe_mm': the headline numbers (H36M: action-wise means, the paper protocol;
      3DHP: pooled over valid frames, with 'pck150' and 'auc' in percent), 'mpjpe_mm_frames'
      (frame-weighted), 'per_group': {action or sequence: {metric: value}}, 'num_frames',
-     'example': {'kp2d_norm', 'pred', 'gt', 'valid'} host arrays of the first batch}.
+     'example': {'kp2d_norm' (lifters) or 'kp2d_px' (image models), 'pred', 'gt', 'valid'} host
+     arrays of the first batch}.
   """
   split = split or config.data.eval_split
   table = pipeline.sequence_table(config.data, split)
@@ -88,15 +90,12 @@ def evaluate(
     # Everything goes through _to_host: with several processes `out` spans hosts and np.asarray
     # on it raises; the example batch is gathered with the rest.
     extra = {} if example is not None else {'pred': out['pred']}
-    meta = _META_KEYS if example is not None else (*_META_KEYS, *_EXAMPLE_KEYS)
+    shown = tuple(k for k in _EXAMPLE_KEYS if k in batch)
+    meta = _META_KEYS if example is not None else (*_META_KEYS, *shown)
     host = _to_host({**{k: out[k] for k in errs}, **extra, **{k: batch[k] for k in meta}})
     if example is None:
-      example = {
-        'kp2d_norm': host['kp2d_norm'],
-        'pred': host['pred'],
-        'gt': host['pose3d_cam'],
-        'valid': host['valid'],
-      }
+      example = {k: host[k] for k in shown if k != 'pose3d_cam'}
+      example.update(pred=host['pred'], gt=host['pose3d_cam'], valid=host['valid'])
     _scatter(errs, covered, host)
   per_seq = _check_coverage(errs, covered, table, complete=not max_batches)
   rows = [r for r in table if r['seq_id'] in per_seq['mpjpe_mm']]
