@@ -1,7 +1,9 @@
 """jaxpose TFDS builders; importing this package registers every dataset with TFDS.
 
 Datasets: h36m, mpi_inf_3dhp, humaneva, pw3d (manual download of the official preprocessed files)
-and deepmimic (embedded: built from the mocap clips inside the installed pybullet package). Build
+and deepmimic (embedded: built from the mocap clips inside the installed pybullet package), and
+deepmimic_smpl (embedded: the same clips driving the synthetic SMPL-format body, with body
+parameters for mesh models; jaxpose.data.deepmimic_smpl). Build
 them with `jaxpose data build <name> [--config C] --manual_dir M --data_dir D`; no TensorFlow needed.
 
 Optional (OPTIONAL; never built unless asked for): pose2sim, the Pose2Sim demo's real calibrated
@@ -9,9 +11,19 @@ Optional (OPTIONAL; never built unless asked for): pose2sim, the Pose2Sim demo's
 OpenCV; see tfds_builders/pose2sim).
 """
 
-from tfds_builders import deepmimic, h36m, humaneva, mpi_inf_3dhp, pose2sim, pw3d
+from tfds_builders import deepmimic, deepmimic_smpl, h36m, humaneva, mpi_inf_3dhp, pose2sim, pw3d
 
-NAMES = ('h36m', 'mpi_inf_3dhp', 'humaneva', 'pw3d', 'deepmimic', 'pose2sim')
+NAMES = ('h36m', 'mpi_inf_3dhp', 'humaneva', 'pw3d', 'deepmimic', 'deepmimic_smpl', 'pose2sim')
 OPTIONAL = ('pose2sim',)
 
-__all__ = ['NAMES', 'OPTIONAL', 'deepmimic', 'h36m', 'humaneva', 'mpi_inf_3dhp', 'pose2sim', 'pw3d']
+__all__ = [
+  'NAMES',
+  'OPTIONAL',
+  'deepmimic',
+  'deepmimic_smpl',
+  'h36m',
+  'humaneva',
+  'mpi_inf_3dhp',
+  'pose2sim',
+  'pw3d',
+]
