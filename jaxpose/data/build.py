@@ -2,7 +2,8 @@
 
   from jaxpose.data import build
   build.build('h36m', config='cpn_ft_h36m_dbb', manual_dir='~/h36m_files', data_dir='~/data')
-  build.ensure_built('deepmimic', data_dir)   # embedded dataset: builds on first use
+  build.ensure_built('deepmimic', data_dir)   # embedded datasets (deepmimic, deepmimic_smpl):
+                                              # built on first use
 
 Builds go through TFDS' `download_and_prepare` with array_record output. TFDS writes into an
 `incomplete.*` directory next to the final one and renames it only when every split is written, so
@@ -127,9 +128,9 @@ def build(
   """Builds name/config (config 'all': every config) into data_dir.
 
   Args:
-    name: dataset (h36m, mpi_inf_3dhp, humaneva, pw3d, deepmimic).
+    name: dataset (h36m, mpi_inf_3dhp, humaneva, pw3d, deepmimic, deepmimic_smpl, ...).
     config: builder config; None or '' = the default one, 'all' = every config.
-    manual_dir: folder with the official files (not needed for deepmimic).
+    manual_dir: folder with the official files (not needed for deepmimic, deepmimic_smpl).
     data_dir: output root ('' / None -> $JAXPOSE_DATA_DIR or ~/jaxpose_datasets).
     overwrite: rebuild even if a complete build exists.
 
@@ -172,7 +173,7 @@ def build(
 def ensure_built(
   name: str, data_dir: str | os.PathLike | None = None, config: str | None = None
 ) -> pathlib.Path:
-  """Builds an embedded dataset (deepmimic) if needed; checks a manual one is built.
+  """Builds an embedded dataset (deepmimic, deepmimic_smpl) if needed; checks a manual one is built.
 
   Returns:
     The dataset's version directory.

@@ -24,6 +24,12 @@ center, J2 / J3 the 2D / 3D joint counts):
   scale_2_5d     (b, T_out) float32 metres per pose3d_cam unit (1.0 except H36M `sh`)
   cam_intrinsics (b, 9) float32    [fx, fy, cx, cy, k1, k2, k3, p1, p2] pixels (mirrored with flips)
   res_w, res_h   (b,) int32        image size, pixels
+Datasets with SMPL-format bodies (deepmimic_smpl, pw3d; `jaxpose.data.bodies`) add, per output frame:
+  body_rotmat    (b, T_out, 24, 3, 3) float32  local rotations, joint 0 in the camera frame
+  body_betas     (b, T_out, 10) float32        shape
+  body_transl    (b, T_out, 3) float32         camera-frame `transl`, metres
+  has_smpl       (b, T_out) bool               the frame has body parameters
+(flips mirror them too: `bodies.flip_body`).
 
 Training: `grain.MapDataset` over the window index, globally shuffled with the seed (a new order
 every epoch, `EpochShuffle`), repeated forever, sharded by host (`[process_index::process_count]`),
@@ -45,7 +51,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxpose.data import sources, transforms, windows
+from jaxpose.data import bodies, sources, transforms, windows
 from jaxpose.data.transforms import flip_batch  # noqa: F401  (part of the pipeline API)
 from jaxpose.data.windows import reassemble  # noqa: F401  (part of the pipeline API)
 from jaxpose.geometry import skeleton
@@ -202,6 +208,9 @@ class WindowSource:
     extra = {}
     if self.spec.window_targets and mode == 'center':
       extra['pose3d_cam_window'] = seq['pose3d_cam'][sl_in]
+    for k in bodies.BODY_KEYS:
+      if k in seq:
+        extra[k] = seq[k][sl_out]
     return {
       **extra,
       'kp2d_norm': seq['kp2d_norm'][sl_in],
@@ -225,7 +234,8 @@ def prepare_sequence(record: Example, spec: Spec) -> Example:
     {'kp2d_norm' (L, J2, C_in) normalised screen coordinates (+ confidence),
      'pose3d_cam' (L, J3, 3) metres, camera frame, root-relative, 'pose3d_root' (L, 1, 3) metres,
      'valid' (L,) bool, 'scale_2_5d' (L,) metres per pose3d_cam unit, 'cam_intrinsics' (9,)
-     pixels [fx, fy, cx, cy, k1, k2, k3, p1, p2], 'res_w', 'res_h' pixels, 'num_frames' L}.
+     pixels [fx, fy, cx, cy, k1, k2, k3, p1, p2], 'res_w', 'res_h' pixels, 'num_frames' L}
+    plus, for datasets with bodies, `bodies.sequence_body(record)` (body_rotmat (L, 24, 3, 3), ...).
   """
   ex = {k: record[k] for k in ('kp2d_px', 'kp2d_conf', 'pose3d_cam', 'res_w', 'res_h')}
   ex = transforms.normalize_2d(ex)
@@ -239,6 +249,7 @@ def prepare_sequence(record: Example, spec: Spec) -> Example:
     'res_w': np.int32(record['res_w']),
     'res_h': np.int32(record['res_h']),
     'num_frames': int(record['num_frames']),
+    **bodies.sequence_body(record),
   }
 
 
@@ -253,7 +264,7 @@ class _BatchFlip:
     if not sel.any():
       return batch
     keys = ('kp2d_norm', 'pose3d_cam', 'pose3d_root', 'cam_intrinsics')
-    keys += ('pose3d_cam_window',) if 'pose3d_cam_window' in batch else ()
+    keys += tuple(k for k in ('pose3d_cam_window', 'body_rotmat', 'body_transl') if k in batch)
     rows = {k: batch[k][sel] for k in (*keys, 'res_w')}
     flipped = transforms.flip_batch(rows, self.spec.layout_2d, self.spec.layout_3d)
     out = dict(batch)
