@@ -7,7 +7,7 @@ rendering). Imports only `jaxpose.geometry`.
 
 from jaxpose.render import camera, soft, zbuffer
 from jaxpose.render.camera import dsr_projection_matrix, project, projection_matrix
-from jaxpose.render.soft import Rendered, soft_rasterize, soft_render
+from jaxpose.render.soft import Rendered, soft_rasterize, soft_render, tile_face_counts
 
 __all__ = [
   'Rendered',
@@ -18,5 +18,6 @@ __all__ = [
   'soft',
   'soft_rasterize',
   'soft_render',
+  'tile_face_counts',
   'zbuffer',
 ]

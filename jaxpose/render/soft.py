@@ -342,6 +342,32 @@ def _tile_loop(shade, buckets: tuple[int, ...]):
   return loop
 
 
+def tile_face_counts(
+  screen: ArrayLike,
+  faces: ArrayLike,
+  *,
+  image_size: int,
+  tile_size: int = 8,
+  sigma: float = 1e-5,
+  dist_eps: float = 1e-4,
+) -> jax.Array:
+  """Candidate faces per tile, to size `max_faces_per_tile` (K must be >= the maximum).
+
+  Args:
+    screen: (B, V, 3) screen-space vertices (`camera.project`).
+    faces: (F, 3) int.
+    image_size, tile_size, sigma, dist_eps: as in `soft_rasterize`.
+
+  Returns:
+    (B, T) int32 counts, T = ceil(S / tile_size)^2 tiles in row-major order.
+  """
+  screen, faces = jnp.asarray(screen), jnp.asarray(faces, jnp.int32)
+  _, bounds, n = _tile_grid(image_size, tile_size, screen.dtype)
+  radius = math.sqrt(sigma * math.log(1.0 / dist_eps - 1.0))
+  count_one = lambda xy: _candidates(xy, bounds, n, radius, 1)[1]
+  return jax.vmap(count_one)(screen[:, faces, :2])
+
+
 def soft_rasterize(
   screen: ArrayLike,
   faces: ArrayLike,

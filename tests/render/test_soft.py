@@ -397,3 +397,21 @@ def test_bad_inputs_raise_with_names():
     )  # fmt: skip
   with pytest.raises(ValueError, match='P: expected'):
     soft.soft_render(jnp.zeros((1, 3, 3)), np.array([[0, 1, 2]]), np.eye(3), image_size=4)
+
+
+def test_tile_face_counts_size_the_cap():
+  verts, faces, colors = _grid_scene()
+  verts = jnp.asarray(verts[None], jnp.float32)
+  P = jnp.asarray(camera.dsr_projection_matrix(np.zeros((1, 3)), F_PX, S), jnp.float32)
+  counts = soft.tile_face_counts(
+    camera.project(verts, P, S), faces, image_size=S, tile_size=8, sigma=3e-3
+  )
+  assert counts.shape == (1, 9)
+  common = dict(image_size=S, sigma=3e-3, gamma=0.05, tile_size=8, tiles_per_step=2)
+  need = int(counts.max())
+  exact = _render_fn('face', max_faces_per_tile=None, **common)(verts, faces, P, colors)
+  fits = _render_fn('face', max_faces_per_tile=need, **common)(verts, faces, P, colors)
+  short = _render_fn('face', max_faces_per_tile=need - 1, **common)(verts, faces, P, colors)
+  assert int(exact.tile_faces[0]) == int(fits.tile_faces[0]) == need
+  np.testing.assert_allclose(fits.alpha, exact.alpha, atol=1e-6)
+  assert np.abs(np.asarray(short.alpha - exact.alpha)).max() > 1e-3
