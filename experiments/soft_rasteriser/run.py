@@ -20,9 +20,13 @@ def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument('--out', default=None, help='append the JSON lines here')
   parser.add_argument('--repeats', default='3')
+  parser.add_argument('--table-from', default=None, help='only print the table of a JSONL file')
   args = parser.parse_args()
   rows = []
-  for setting in SETTINGS:
+  if args.table_from:
+    with open(args.table_from) as f:
+      rows = [json.loads(line) for line in f if line.strip()]
+  for setting in [] if args.table_from else SETTINGS:
     cmd = [sys.executable, '-m', 'jaxpose.bench.render', *setting, '--repeats', args.repeats]
     line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
     result = json.loads(line.splitlines()[-1])
@@ -30,7 +34,7 @@ def main() -> None:
     if args.out:
       with open(args.out, 'a') as f:
         f.write(json.dumps(result) + '\n')
-  for size in (256, 512):
+  for size in [] if args.table_from else (256, 512):
     cmd = [sys.executable, '-m', 'jaxpose.bench.render', '--zbuffer', '--image-size', str(size)]
     line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
     z = json.loads(line)
@@ -39,7 +43,8 @@ def main() -> None:
     )
   mb = 1e6
   print(
-    '| B | tile | K (max count) | fwd s/img | fwd+bwd s/img | fwd temp MB | fwd+bwd temp MB |'
+    '| B | tile | K (max count) | fwd s/img median (min) | fwd+bwd s/img median (min) |'
+    ' fwd temp MB | fwd+bwd temp MB |'
     ' RSS MB before compile / peak | compile fwd, grad s |'
   )
   print('|---|---|---|---|---|---|---|---|---|')
@@ -47,7 +52,8 @@ def main() -> None:
     print(
       f'| {r["batch"]} | {r["tile_size"]}x{r["tile_size"]}, {r["tiles_per_step"]}/step |'
       f' {r["max_faces_per_tile"]} ({r["tile_faces_max"]}) |'
-      f' {r["fwd_per_image_s"]:.3f} | {r["fwd_bwd_per_image_s"]:.3f} |'
+      f' {r["fwd_per_image_s"]:.3f} ({r["fwd_min_s"] / r["batch"]:.3f}) |'
+      f' {r["fwd_bwd_per_image_s"]:.3f} ({r["fwd_bwd_min_s"] / r["batch"]:.3f}) |'
       f' {r["fwd_temp_bytes"] / mb:.1f} | {r["fwd_bwd_temp_bytes"] / mb:.1f} |'
       f' {r["peak_rss_before_compile_bytes"] / mb:.0f} / {r["peak_rss_bytes"] / mb:.0f} |'
       f' {r["fwd_compile_s"]:.1f}, {r["fwd_bwd_compile_s"]:.1f} |'

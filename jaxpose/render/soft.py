@@ -38,8 +38,13 @@ Deviations from SoftRas:
   over the geometry instead of nine RGB renders). No lighting: DSR's (ambient 1, directional 0)
   leaves colours unchanged. Surface textures with resolution > 1 and the 'hard', 'barycentric' and
   'sum' variants are not implemented; nor is anti-aliasing (off in SoftRenderer's defaults).
+* SoftRas's surface-texture lookup at resolution 1 indexes past the face's texel when the clipped
+  barycentric w_c,0 or w_c,1 equals 1 exactly (outside pixels in the corner wedges of vertices 0
+  and 1), so there it reads the next face's colour; here every pixel uses its own face's colour.
 * SoftRas's `legacy` branch (which DSR's README asks for) was not available to read; master's
-  kernel was. Differences between the two, if any, are not reflected.
+  kernel (fill_back = colour both orientations, each face counted once) was. If legacy implements
+  fill_back by duplicating reversed faces, its silhouette would be 1 - prod(1 - D)^2 and its colour
+  weights doubled against the background term; not reflected here.
 
 Tiling, speed and memory: the B images are cut into square tiles of `tile_size` pixels. Each tile
 gets the faces whose bounding box, grown by the cut-off distance sqrt(sigma log(1/dist_eps - 1)),
