@@ -286,29 +286,30 @@ def _tile_loop(shade, buckets: tuple[int, ...]):
   would save the union of the branches' residuals at every step).
   """
   shade = jax.vmap(shade, in_axes=(0, 0, 0, None))
+  max_faces = buckets[-1]
 
-  def rows_of(table, image_id, index, count, k):
-    rows = table[image_id[:, None], index[:, :k]]  # (n, k, D)
-    return rows, jnp.arange(k)[None] < count[:, None]
-
+  # Only per-step arrays go through the switch: a big operand (the face table, its gradient
+  # accumulator) passed to a conditional may be copied at every step.
   def forward(k):
-    def run(table, px, image_id, tile_id, index, count, background):
+    def run(pixels, rows, count, background):
       if k == 0:
-        shape = (image_id.shape[0], px.shape[1])
-        return jnp.broadcast_to(background, shape + background.shape), jnp.zeros(shape, px.dtype)
-      rows, real = rows_of(table, image_id, index, count, k)
-      return shade(px[tile_id], rows, real, background)
+        shape = pixels.shape[:2]
+        return jnp.broadcast_to(background, shape + background.shape), jnp.zeros(
+          shape, pixels.dtype
+        )
+      real = jnp.arange(k)[None] < count[:, None]
+      return shade(pixels, rows[:, :k], real, background)
 
     return run
 
   def backward(k):
-    def run(d_table, d_bg, table, px, image_id, tile_id, index, count, background, d_col, d_alp):
+    def run(pixels, rows, count, background, d_col, d_alp):
       if k == 0:
-        return d_table, d_bg + jnp.sum(d_col, axis=(0, 1))
-      rows, real = rows_of(table, image_id, index, count, k)
-      _, vjp = jax.vjp(lambda r, b: shade(px[tile_id], r, real, b), rows, background)
+        return jnp.zeros_like(rows), jnp.sum(d_col, axis=(0, 1))
+      real = jnp.arange(k)[None] < count[:, None]
+      _, vjp = jax.vjp(lambda r, b: shade(pixels, r, real, b), rows[:, :k], background)
       d_rows, d_b = vjp((d_col, d_alp))
-      return d_table.at[image_id[:, None], index[:, :k]].add(d_rows), d_bg + d_b
+      return jnp.pad(d_rows, ((0, 0), (0, max_faces - k), (0, 0))), d_b
 
     return run
 
@@ -322,7 +323,8 @@ def _tile_loop(shade, buckets: tuple[int, ...]):
   def loop(table, px, image_id, tile_id, index, count, background):
     def step(xs):
       i, t, idx, c = xs
-      return jax.lax.switch(which(c), forwards, table, px, i, t, idx, c, background)
+      rows = table[i[:, None], idx]  # (n, K, D)
+      return jax.lax.switch(which(c), forwards, px[t], rows, c, background)
 
     return jax.lax.map(step, (image_id, tile_id, index, count))
 
@@ -333,11 +335,11 @@ def _tile_loop(shade, buckets: tuple[int, ...]):
     table, px, image_id, tile_id, index, count, background = args
 
     def step(carry, xs):
+      d_table, d_bg = carry
       i, t, idx, c, d_col, d_alp = xs
-      carry = jax.lax.switch(
-        which(c), backwards, *carry, table, px, i, t, idx, c, background, d_col, d_alp
-      )
-      return carry, None
+      rows = table[i[:, None], idx]
+      d_rows, d_b = jax.lax.switch(which(c), backwards, px[t], rows, c, background, d_col, d_alp)
+      return (d_table.at[i[:, None], idx].add(d_rows), d_bg + d_b), None
 
     init = (jnp.zeros_like(table), jnp.zeros_like(background))
     (d_table, d_bg), _ = jax.lax.scan(step, init, (image_id, tile_id, index, count, *cts))
