@@ -93,8 +93,8 @@ def get_config(arg: str | None = None):
     c.method.kwargs.loss_weights = 'config'
     c.optim.update(lr=2e-3, weight_decay=5e-4, grad_clip=100.0)
     c.schedule.update(type='cosine', warmup_steps=50)
-    c.train.epochs, c.train.total_steps = 0, 600
-    c.train.log_every, c.train.ckpt_every, c.train.eval_every = 50, 300, 0
+    c.train.epochs, c.train.total_steps = 0, 1500
+    c.train.log_every, c.train.ckpt_every, c.train.eval_every = 100, 750, 0
     c.eval.flip_test = False
     c.eval.max_batches = 0
   if a.nopr:

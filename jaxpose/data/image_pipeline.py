@@ -49,9 +49,11 @@ evaluation; also with data.image.views > 1); a sequence is (subject, action, cam
 so `jaxpose.eval.evaluator` reassembles and groups the rows unchanged. Padding as in `pipeline`.
 
 Crops (data.image.crop): 'box' is EpipolarPose's (`images.pelvis_box` of data.image.bbox_mm around
-the ground-truth root, `images.crop_matrix`). Other crops (PersPose's perspective-rotation
-homography) plug in with `register_crop(name, fn)`; the flip mirror, the warp and the labels are
-the same for every crop.
+the ground-truth root, `images.crop_matrix`). Other crops plug in with `register_crop(name, fn)`;
+the flip mirror, the warp and the labels are the same for every crop. Crops that change the
+view's 3D frame and K_crop make the whole view (`SAMPLE_CROPS`): 'perspective' and
+'perspective_nopr' are PersPose's crop with and without the perspective rotation
+(`perspective_crop.pipeline_view`; extra keys perspective_R (b, 3, 3), pe_valid (b,)).
 """
 
 from __future__ import annotations

@@ -396,6 +396,30 @@ def body_loss_terms(
   }
 
 
+def smpl_fit(
+  body: body_smpl.BodyModel, output: Mapping[str, jax.Array], *, search: bool = True
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The official forward's SMPL step: HybrIK IK with the predicted twists (`ik_w_ortho_twist`).
+
+  Args:
+    body: SMPL-format body (24 joints, S betas).
+    output: the model's dict (xyz (B, 25, 3) m root-relative, xyz0 (B, 1, 3) m, ortho_twist
+      (B, 25, 3), beta (B, 11), leaf_rot (B, 5, 3, 3)), camera frame of the crop.
+    search: the beta-0 grid search (official: on).
+
+  Returns:
+    betas (B, S), rotmats (B, 24, 3, 3) local rotations, transl (B, 3) metres: `body.forward`
+    with them gives the camera-frame mesh (PVE, rendering, the 14 H36M joints of the protocol).
+  """
+  joints = output['xyz'][:, :24] + output['xyz0']
+  beta = output['beta']
+  s = body.num_betas
+  beta = jnp.pad(beta, ((0, 0), (0, max(s - beta.shape[1], 0))))[:, :s]
+  return hybrik.ik_with_ortho_twist(
+    body, joints, output['ortho_twist'][:, :24], beta, output['leaf_rot'], search=search
+  )
+
+
 def _weights(s: Mapping[str, Any]) -> dict[str, float]:
   w = s['loss_weights']
   w = LOSS_WEIGHTS[w] if isinstance(w, str) else tuple(w)
