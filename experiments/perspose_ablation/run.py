@@ -1,11 +1,11 @@
 """PersPose's PR+PE ablation on the embedded deepmimic_render: train with and without, compare.
 
   python experiments/perspose_ablation/run.py --workdir /tmp/perspose_ablation [--steps 1500]
-      [--arms both|full] [--data_dir DIR] [--seed 0]
+      [--arms both|full|single] [--data_dir DIR] [--seed 0]
 
 Each arm is `configs/perspose.py:ablation` with the overrides of `get_sweep` (with PR+PE: crop
 'perspective', method.kwargs.pe True; without: 'perspective_nopr', pe False; `--arms full` adds
-PR only and PE only), trained by the default trainer (`jaxpose.train.loop.run`) in its own
+PR only and PE only, `--arms single` only those two), trained by the default trainer (`jaxpose.train.loop.run`) in its own
 workdir and evaluated on every (frame, camera) of the test split (cartwheel, punch, walk; 4 H36M
 cameras). Writes <workdir>/results.json and prints the markdown table of the README.
 """
@@ -70,11 +70,13 @@ def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--workdir', required=True)
   p.add_argument('--steps', type=int, default=1500)
-  p.add_argument('--arms', choices=('both', 'full'), default='both')
+  p.add_argument('--arms', choices=('both', 'full', 'single'), default='both')
   p.add_argument('--data_dir', default='')
   p.add_argument('--seed', type=int, default=0)
   args = p.parse_args(argv)
-  runs = perspose.get_sweep('full' if args.arms == 'full' else None)
+  runs = perspose.get_sweep('full' if args.arms != 'both' else None)
+  if args.arms == 'single':
+    runs = [r for r in runs if arm_name(r) in ('PR', 'PE')]
   results = {}
   for overrides in runs:
     results[arm_name(overrides)] = run_arm(overrides, args)
