@@ -16,14 +16,24 @@ from jaxpose.methods import base, supervised
 from jaxpose.train import loop
 from tests.train._tiny import TinyLifter
 
-EXPECTED = ['d3dp', 'diffpose', 'hot', 'mpm', 'platypose', 'posynda', 'supervised', 'uao']
+EXPECTED = [
+  'd3dp',
+  'diffpose',
+  'epipolarpose',
+  'hot',
+  'mpm',
+  'platypose',
+  'posynda',
+  'supervised',
+  'uao',
+]
 
 
 def test_registry_lists_exactly_the_modules_with_a_method():
   assert methods.list_methods() == EXPECTED
   for name in EXPECTED:
     assert isinstance(methods.get(name), methods.Method)
-  with pytest.raises(ValueError, match='valid names: d3dp, diffpose'):
+  with pytest.raises(ValueError, match='valid names: d3dp, diffpose, epipolarpose'):
     methods.get('lora')  # parameter surgery, moved to models.layers.lora
   with pytest.raises(ValueError, match='valid names'):
     methods.get('base')  # the contract module itself
