@@ -109,7 +109,9 @@ SMOKE_ARGS = {
   'diffpose': ['frame', 'video'],
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
+  'epipolarpose': ['r18', 'r18,teacher', 'r18,ss', 'r18,ss_rt', 'r18,refine', 'r50'],
 }
+IMAGE_CONFIGS = ('epipolarpose',)  # image models: smoke crops on deepmimic_render
 
 
 def test_every_paper_config_has_its_smoke_variants_listed():
@@ -127,6 +129,13 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   model = methods.get(c.method.name).make_model(c)
   if name == 'posynda':
     model = model.denoiser
+  if name in IMAGE_CONFIGS:
+    model = getattr(model, 'net', model)  # EpipolarPose 'refine': the frozen network
+    x = models.example_inputs(model)[0]
+    assert x.shape[1:] == (c.data.image.size, c.data.image.size, 3), x.shape
+    assert c.data.name == 'deepmimic_render' and c.data.config == 'tiny'
+    assert c.train.total_steps == 4
+    return
   x = models.example_inputs(model)[0]
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4
