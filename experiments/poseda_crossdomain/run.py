@@ -20,6 +20,7 @@ Rows, one single-frame lifter each (VideoPose3D with a 1-frame receptive field, 
   target oracle      `methods.supervised` on the target-train pairs with their 3D labels
   (context, 5th)     `methods.supervised` on the source motions seen by the target rig, with 3D:
                      labelled data in the target cameras, but not the target's motions
+  (ablation, --rows gpa_lpa_untrained) LPA with lr_g = lr_d = 0: random, untrained transformations
 Metrics on target-test: MPJPE (mm, root-relative, H36M-17, flip test) and PCK (% joints within
 150 mm). Seeds: --seeds (default 0 1 2) -> mean and std per row. Writes results_<split>.json here.
 """
@@ -152,8 +153,8 @@ def config(row: str, args):
     'model.kwargs.channels': args.channels,
     'model.kwargs.dropout': 0.1,
     'data.batch_size': args.batch,
-    'method.kwargs.gpa': row in ('gpa', 'gpa_lpa'),
-    'method.kwargs.lpa': row == 'gpa_lpa',
+    'method.kwargs.gpa': row in ('gpa', 'gpa_lpa', 'gpa_lpa_untrained'),
+    'method.kwargs.lpa': row in ('gpa_lpa', 'gpa_lpa_untrained'),
     'method.kwargs.noise_dim': 16,
     'method.kwargs.g_hidden': 128,
     'method.kwargs.g_depth': 2,
@@ -165,6 +166,8 @@ def config(row: str, args):
     'method.kwargs.lpa_warmup': args.steps // 5,
     'eval.flip_test': True,
   }
+  if row == 'gpa_lpa_untrained':  # ablation: the generator keeps its random initialisation
+    over.update({'method.kwargs.lr_g': 0.0, 'method.kwargs.lr_d': 0.0})
   if row in ('oracle', 'rig_oracle'):
     over['method.name'] = 'supervised'
   return common.apply_overrides(c, over)
@@ -229,7 +232,7 @@ def train_row(row: str, data: dict, args, seed: int) -> dict[str, float]:
       raise FloatingPointError(f'{row}: non-finite loss at step {i}')
   res = evaluate(method, model, {'params': params, **state}, c, data['target_test'])
   res['train_s'] = time.time() - t0
-  if row == 'gpa_lpa':
+  if row.startswith('gpa_lpa'):
     res['final_lpa'] = {k: float(v) for k, v in sc.items() if k.startswith('lpa/')}
   return res
 
@@ -295,6 +298,7 @@ def main():
     'source_only': 'source only',
     'gpa': '+ GPA',
     'gpa_lpa': '+ GPA + LPA',
+    'gpa_lpa_untrained': '(ablation) + GPA + LPA, generator never trained',
     'oracle': 'target-supervised oracle',
     'rig_oracle': '(context) source motions in the target rig, supervised',
   }
