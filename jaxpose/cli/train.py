@@ -11,6 +11,7 @@ numbers (mpjpe_mm, p_mpjpe_mm: millimetres; num_frames).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 
 import ml_collections as mlc
@@ -87,21 +88,33 @@ def _explain(err: Exception, argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-  """`jaxpose train|eval`; argv[0] is the command."""
+  """`jaxpose train|eval`; argv[0] is the command. Exit status: 0 done, 1 a run that could not
+  start or go on (one line on stderr: workdir, checkpoint, dataset), 2 a usage error,
+  `preemption.EXIT_CODE` (75) stopped by SIGTERM/SIGINT after writing a checkpoint."""
   cmd = argv[0]
   fv = parse_flags(argv)
   config = fv.config
   from jaxpose import methods
+  from jaxpose.data.build import NotBuiltError
   from jaxpose.eval import evaluator
-  from jaxpose.train import loop
+  from jaxpose.train import loop, preemption
+  from jaxpose.train.integrity import CheckpointIntegrityError
+  from jaxpose.train.workdir import WorkdirError
 
-  if cmd == 'train':
-    if not fv.workdir:
-      raise SystemExit('jaxpose train: --workdir is required')
-    run = methods.get(config.method.name).run or loop.run  # a method's own loop, if it has one
-    res = run(config, fv.workdir)
-  else:
-    res = evaluate(config, fv.workdir, fv.checkpoint, fv.split)
+  try:
+    if cmd == 'train':
+      if not fv.workdir:
+        raise SystemExit('jaxpose train: --workdir is required')
+      run = methods.get(config.method.name).run or loop.run  # a method's own loop, if it has one
+      res = run(config, fv.workdir)
+    else:
+      res = evaluate(config, fv.workdir, fv.checkpoint, fv.split)
+  except preemption.Preempted as e:
+    print(e, file=sys.stderr)
+    return preemption.EXIT_CODE
+  except (WorkdirError, CheckpointIntegrityError, NotBuiltError) as e:
+    print(f'jaxpose {cmd}: {e}', file=sys.stderr)
+    return 1
   print(evaluator.format_table(res))
   print(json.dumps({k: res[k] for k in ('mpjpe_mm', 'p_mpjpe_mm', 'num_frames')}))
   return 0
