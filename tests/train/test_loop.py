@@ -26,15 +26,6 @@ from jaxpose.train import workdir as workdir_lib
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope='session')
-def deepmimic_dir(tmp_path_factory):
-  from jaxpose.data import build
-
-  d = tmp_path_factory.mktemp('datasets')
-  build.ensure_built('deepmimic', data_dir=str(d))
-  return str(d)
-
-
 def _config(data_dir, **train):
   c = videopose3d.get_config('xs,smoke')
   c.data.data_dir = data_dir
