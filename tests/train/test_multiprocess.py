@@ -49,6 +49,31 @@ def test_hosts_hold_contiguous_rows_of_the_one_process_batch(deepmimic_dir):
         np.testing.assert_array_equal(g[k][p * b : (p + 1) * b], h[p][k], err_msg=k)
 
 
+@pytest.mark.parametrize(
+  ('mesh', 'want'),
+  [
+    (dict(num_processes=1), None),
+    (
+      dict(num_processes=2, process_id=1, coordinator_address='10.0.0.1:8476'),
+      dict(coordinator_address='10.0.0.1:8476', num_processes=2, process_id=1),
+    ),
+    (dict(num_processes=4), dict(num_processes=4)),  # TPU pod slice: ids detected, not 0 for all
+    (dict(num_processes=-1), dict(num_processes=None)),  # Slurm / Open MPI: the count too
+  ],
+)
+def test_distributed_initialisation_arguments(monkeypatch, mesh, want):
+  from configs import common
+  from jaxpose import sharding
+
+  calls = []
+  monkeypatch.setattr(jax.distributed, 'is_initialized', lambda: False)
+  monkeypatch.setattr(jax.distributed, 'initialize', lambda **kw: calls.append(kw))
+  cfg = common.get_base_config().mesh
+  cfg.update(mesh)
+  sharding.maybe_initialize_distributed(cfg)
+  assert calls == ([] if want is None else [want])
+
+
 def _free_port() -> int:
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
