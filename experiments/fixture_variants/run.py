@@ -1,12 +1,16 @@
 """Variant parity fixtures: the public fixtures' layout with other settings, from the official code.
 
 The parity tests must build everything from a fixture's meta and weights (DESIGN.md "Parity"). This
-script makes fixtures of the same layout as `pmce__pose_stream`, `dsr__hmr_head` and
-`epipolarpose__integral_head` with OTHER settings, by running the OFFICIAL code (read at run time
+script makes fixtures of the same layout as `pmce__pose_stream`, `pmce__coevo_decoder`,
+`pmce__full`, `dsr__hmr_head` and `epipolarpose__integral_head` with OTHER settings, by running the OFFICIAL code (read at run time
 from checkouts named by environment variables; nothing official is copied into this repository)
 with small random weights, as the public fixtures were made (their meta notes):
 
-  pmce__pose_stream_v1        GraphormerNet(T=8, J=5, C=16, depth=2, num_heads=4) (public: 16/17/32/3/8)
+  pmce__pose_stream_v1        GraphormerNet(T=8, J=5, C=16, depth=2, num_heads=4)
+                              (public: 16, 17, 32, 3, 8)
+  pmce__coevo_decoder_v1      stand-in Pose2Mesh, cfg.DATASET.seqlen 8, J 5, 12 / 20 vertices,
+                              features 24, GRU hidden 8, d 8 (public: 16, 17, 30 / 64, 32, 16, 16)
+  pmce__full_v1               PMCE.forward on a pose stream and a decoder of those sizes
   dsr__hmr_head_v1            hmr_head, features 24 ch, hidden 32, batch 3, n_iter=2, img_res 256
                               (public: 48, 64, 2, 3, 224)
   epipolarpose__integral_head_v1  _make_deconv_layer(2 layers, 12 filters, k=3) + 1x1 conv, J=5,
@@ -19,8 +23,8 @@ Usage:
     --check ../shared/fixtures/parity
   JAXPOSE_PARITY_DIR=/tmp/fixture_variants pytest tests/parity/test_pmce_parity.py ...
 
-Needs torch, einops and timm (timm imports torchvision at import time; when torchvision is absent a
-stub from `_tvstub.py` stands in: none of the layers used here touch it).
+Needs torch, einops, scipy and timm (timm imports torchvision at import time; when torchvision is
+absent a stub from `_tvstub.py` stands in: none of the layers used here touch it).
 """
 
 from __future__ import annotations
@@ -96,6 +100,153 @@ def _pmce_module() -> types.ModuleType:
   _stub('core.config', cfg=cfg)
   _stub('funcs_utils', load_checkpoint=None)
   return _load('official_pmce_pose_estimation', src / 'lib/models/PoseEstimation.py')
+
+
+def _pmce_decoder_module(seqlen: int, dim: int) -> types.ModuleType:
+  """The official CoevoDecoder.py with its config (seqlen, joint/vertex widths) stubbed."""
+  _pmce_module()  # timm (or its torchvision stub), core.config
+  cfg = sys.modules['core.config'].cfg
+  cfg.DATASET.seqlen, cfg.DATASET.BASE_DATA_DIR = seqlen, ''
+  cfg.MODEL.joint_dim = cfg.MODEL.vertx_dim = dim
+  src = _src('PMCE_SRC')
+  _load('graph_utils', src / 'lib/graph_utils.py')
+  _stub('models')
+  _stub('models.backbones')
+  _stub('models.backbones.mesh', Mesh=None)
+  return _load('official_pmce_coevo_decoder', src / 'lib/models/CoevoDecoder.py')
+
+
+def _pmce_decoder(cd, joints_template, init_vertices, feat, gru_hidden, out_vertices):
+  """A stand-in `Pose2Mesh` as the public fixture's (its __init__ needs CUDA and the SMPL files):
+  the official blocks and forward, sizes reduced, AdaLN gamma/beta Linear(2 * gru_hidden -> C)."""
+  num_joints, num_vertices = len(joints_template), len(init_vertices)
+  m = cd.Pose2Mesh.__new__(cd.Pose2Mesh)
+  torch.nn.Module.__init__(m)
+  m.register_buffer('init_vertices', torch.as_tensor(init_vertices, dtype=torch.float32))
+  m.num_verts = num_vertices
+  relation, m.jv_sets = cd.build_verts_joints_relation(joints_template, init_vertices)
+  m.vj_relation = relation.astype(np.int64)
+  dim = cd.cfg.MODEL.joint_dim
+  for k in (1, 2, 3):
+    setattr(m, f'coevoblock{k}', cd.CoevoBlock(num_joints, num_vertices, dim, dim))
+  m.upsample_conv = torch.nn.Conv1d(num_vertices, out_vertices, kernel_size=3, padding=1)
+  m.gru_cur = torch.nn.GRU(feat, gru_hidden, bidirectional=True, num_layers=2)
+  for k in (1, 2, 3):
+    setattr(m, f'linear_cur{k}', torch.nn.Linear(2 * gru_hidden, out_vertices))
+  for norm in [x for x in m.modules() if isinstance(x, cd.AdaLayerNorm)]:
+    c = norm.mlp_gamma.out_features
+    norm.mlp_gamma = torch.nn.Linear(2 * gru_hidden, c)
+    norm.mlp_beta = torch.nn.Linear(2 * gru_hidden, c)
+  return m.eval()
+
+
+def _pmce_decoder_run(cd, m, joints, img_feats) -> dict:
+  with torch.no_grad():
+    y, _ = m.gru_cur(img_feats.permute(1, 0, 2))
+    joints3, verts = m(joints, img_feats)
+  return {
+    'output/joints3': joints3.numpy(),
+    'output/verts': verts.numpy(),
+    'output/gru_middle': y[cd.cfg.DATASET.seqlen // 2].numpy(),
+    'output/verts_init': joints[:, m.vj_relation, :3].numpy(),
+  }
+
+
+def pmce_coevo_decoder(out: pathlib.Path) -> None:
+  seqlen, num_joints, num_vertices, out_vertices, feat, hidden, dim = 8, 5, 12, 20, 24, 8, 8
+  cd = _pmce_decoder_module(seqlen, dim)
+  rng = np.random.default_rng(10)
+  template = rng.normal(size=(num_joints, 3)) * 0.3
+  init_vertices = rng.normal(size=(num_vertices, 3)) * 0.3
+  torch.manual_seed(11)
+  m = _pmce_decoder(cd, template, init_vertices, feat, hidden, out_vertices)
+  _perturb(m, 12)
+  g = torch.Generator().manual_seed(13)
+  joints = torch.randn(3, num_joints, 3, generator=g) * 0.3
+  img_feats = torch.randn(3, seqlen, feat, generator=g)
+  outputs = _pmce_decoder_run(cd, m, joints, img_feats)
+  meta = {
+    'commit': '0f4075a7ef228e13382d65dbc67bdd3ce027cf4f',
+    'dtype': 'float32',
+    'mode': 'eval (DropPath/Dropout identity)',
+    'notes': 'Official Pose2Mesh.forward on a stand-in instance (its __init__ needs CUDA, the SMPL '
+    'mean mesh and mesh_downsampling.npz); cfg.DATASET.seqlen = 8. Variant fixture '
+    '(experiments/fixture_variants).',
+    'paper': 'PMCE (ICCV 2023)',
+    'part': 'coevo_decoder',
+    'perturbation': 'params+buffers += N(0,0.02), seeded',
+    'reduced': {
+      'coarse_vertices': f'431->{num_vertices}',
+      'gru_hidden': f'1024->{hidden}',
+      'img_feat': f'2048->{feat}',
+      'joint_dim': dim,
+      'output_vertices': f'6890->{out_vertices}',
+      'vertx_dim': dim,
+    },
+    'repo': 'kasvii/PMCE',
+    'shapes': 'joints (B,J,3) metres; img_feats (B,T,F); outputs joints3 (B,J,3), verts '
+    '(B,V_out,3)',
+    'vj_relation': [int(i) for i in m.vj_relation],
+  }
+  arrays = {
+    **_state(m),
+    'input/joints': joints.numpy(),
+    'input/img_feats': img_feats.numpy(),
+    **outputs,
+  }
+  _save(out, 'pmce__coevo_decoder_v1.npz', arrays, meta)
+
+
+def pmce_full(out: pathlib.Path) -> None:
+  """Official PMCE.forward on a stand-in instance: the pose stream (its imgfeat_embed
+  Linear(F, C) instead of Linear(2048, 256), as the public pmce__full) + the stand-in decoder."""
+  seqlen, num_joints, embed, depth = 8, 5, 16, 2
+  num_vertices, out_vertices, feat, hidden, dim = 12, 20, 24, 8, 8
+  cd = _pmce_decoder_module(seqlen, dim)
+  pe = sys.modules['official_pmce_pose_estimation']
+  _stub('models', CoevoDecoder=cd, PoseEstimation=pe)
+  full = _load('official_pmce', _src('PMCE_SRC') / 'lib/models/PMCE.py')
+  rng = np.random.default_rng(20)
+  template = rng.normal(size=(num_joints, 3)) * 0.3
+  init_vertices = rng.normal(size=(num_vertices, 3)) * 0.3
+  torch.manual_seed(21)
+  lifter = pe.GraphormerNet(num_frames=seqlen, num_joints=num_joints, embed_dim=embed, depth=depth)
+  lifter.imgfeat_embed = torch.nn.Linear(feat, embed)
+  model = full.PMCE.__new__(full.PMCE)
+  torch.nn.Module.__init__(model)
+  model.num_joint = num_joints
+  model.pose_lifter = lifter
+  model.pose_mesh_coevo = _pmce_decoder(cd, template, init_vertices, feat, hidden, out_vertices)
+  model.eval()
+  _perturb(model, 22)
+  g = torch.Generator().manual_seed(23)
+  pose2d = torch.rand(3, seqlen, num_joints, 2, generator=g) * 2 - 1
+  img_feat = torch.randn(3, seqlen, feat, generator=g)
+  with torch.no_grad():
+    mesh, evo_pose, pose3d = model(pose2d, img_feat)
+  meta = {
+    'commit': '0f4075a7ef228e13382d65dbc67bdd3ce027cf4f',
+    'dtype': 'float32',
+    'mode': 'eval (DropPath/Dropout identity)',
+    'notes': 'Official PMCE.forward: pose3d = lifter(pose2d, feat); (cam_pose, cam_mesh) = '
+    "decoder(pose3d/1000, feat). Stand-in sizes as in the coevo_decoder variant; the lifter's "
+    f'imgfeat_embed is Linear({feat},{embed}) instead of Linear(2048,256). Variant fixture '
+    '(experiments/fixture_variants).',
+    'paper': 'PMCE (ICCV 2023)',
+    'part': 'full',
+    'perturbation': 'params+buffers += N(0,0.02), seeded',
+    'repo': 'kasvii/PMCE',
+    'vj_relation': [int(i) for i in model.pose_mesh_coevo.vj_relation],
+  }
+  arrays = {
+    **_state(model),
+    'input/pose2d': pose2d.numpy(),
+    'input/img_feat': img_feat.numpy(),
+    'output/mesh': mesh.numpy(),
+    'output/evo_pose': evo_pose.numpy(),
+    'output/pose3d': pose3d.numpy(),
+  }
+  _save(out, 'pmce__full_v1.npz', arrays, meta)
 
 
 def pmce_pose_stream(out: pathlib.Path) -> None:
@@ -340,6 +491,24 @@ def check(parity_dir: pathlib.Path, tmp: pathlib.Path) -> float:
     y = model.eval()(torch.from_numpy(a['input/pose2d']), torch.from_numpy(a['input/img_feat']))
   worst = max(worst, _compare('pmce', {'output/pose3d': y.numpy()}, a))
 
+  a, f = _public(parity_dir, 'pmce__coevo_decoder.npz')
+  p = f['params']
+  cd = _pmce_decoder_module(
+    a['input/img_feats'].shape[1], p['coevoblock1.joint_proj.weight'].shape[0]
+  )
+  m = _pmce_decoder(
+    cd,
+    np.zeros((p['coevoblock1.joint_pos_embed'].shape[1], 3)),
+    p['init_vertices'].numpy(),
+    p['gru_cur.weight_ih_l0'].shape[1],
+    p['gru_cur.weight_hh_l0'].shape[1],
+    p['upsample_conv.weight'].shape[0],
+  )
+  m.load_state_dict(p)
+  m.vj_relation = np.asarray(f['meta']['vj_relation'], np.int64)
+  joints, feats = torch.from_numpy(a['input/joints']), torch.from_numpy(a['input/img_feats'])
+  worst = max(worst, _compare('pmce decoder', _pmce_decoder_run(cd, m, joints, feats), a))
+
   a, f = _public(parity_dir, 'dsr__hmr_head.npz')
   mean = tmp / 'smpl_mean_params_check.npz'
   np.savez(
@@ -402,6 +571,8 @@ def main() -> None:
     only = set(args.only or ('pmce', 'dsr', 'epipolarpose'))
     if 'pmce' in only:
       pmce_pose_stream(args.out)
+      pmce_coevo_decoder(args.out)
+      pmce_full(args.out)
     if 'dsr' in only:
       dsr_hmr_head(args.out, pathlib.Path(tmp))
     if 'epipolarpose' in only:
