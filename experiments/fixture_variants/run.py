@@ -2,7 +2,8 @@
 
 The parity tests must build everything from a fixture's meta and weights (DESIGN.md "Parity"). This
 script makes fixtures of the same layout as `pmce__pose_stream`, `pmce__coevo_decoder`,
-`pmce__full`, `dsr__hmr_head` and `epipolarpose__integral_head` with OTHER settings, by running the OFFICIAL code (read at run time
+`pmce__full`, `dsr__hmr_head`, `epipolarpose__integral_head` and `perspose__head_pe` with OTHER
+settings, by running the OFFICIAL code (read at run time
 from checkouts named by environment variables; nothing official is copied into this repository)
 with small random weights, as the public fixtures were made (their meta notes):
 
@@ -16,9 +17,11 @@ with small random weights, as the public fixtures were made (their meta notes):
   epipolarpose__integral_head_v1  _make_deconv_layer(2 layers, 12 filters, k=3) + 1x1 conv, J=5,
                               D=8, features (3, 24, 2, 2), get_joint_location_result at 192 px
                               (public: k=4, J=3, D=16, 256 px)
+  perspose__head_pe_v1        PersPose forward (flip test) with the public stand-in backbone on a
+                              non-square (3, 3, 64, 96) batch, the 2nd sample COCO (public: 2 x 128^2)
 
 Usage:
-  PMCE_SRC=/tmp/pmce DSR_SRC=/tmp/dsr EPIPOLARPOSE_SRC=/tmp/epipolarpose \
+  PMCE_SRC=/tmp/pmce DSR_SRC=/tmp/dsr EPIPOLARPOSE_SRC=/tmp/epipolarpose PERSPOSE_SRC=/tmp/pp \
     python experiments/fixture_variants/run.py --out /tmp/fixture_variants \
     --check ../shared/fixtures/parity
   JAXPOSE_PARITY_DIR=/tmp/fixture_variants pytest tests/parity/test_pmce_parity.py ...
@@ -456,6 +459,103 @@ def epipolarpose_integral_head(out: pathlib.Path) -> None:
   _save(out, 'epipolarpose__integral_head_v1.npz', arrays, meta)
 
 
+class _StandInBackbone(torch.nn.Module):
+  """The public perspose__head_pe fixture's stand-in for HRNet-W48 (its meta 'backbone', research
+  perspose.md section 7): stride-4 conv stem to 256 channels + cam_info, 1x1 conv to 48, spatial
+  mean -> Linear(48, 2048). Ours (the generator's), not official code."""
+
+  def __init__(self):
+    super().__init__()
+    self.stem = torch.nn.Conv2d(3, 256, kernel_size=4, stride=4)
+    self.out = torch.nn.Conv2d(256, 48, kernel_size=1)
+    self.fc = torch.nn.Linear(48, 2048)
+
+  def forward(self, img, cam_info):
+    feat = self.out(torch.relu(self.stem(img)) + cam_info)
+    return feat, self.fc(feat.mean(dim=(2, 3)))
+
+
+class _StubSMPL(torch.nn.Module):
+  """IK stand-in (SMPL files are gated): returns the betas and zero theta / transl."""
+
+  def ik_w_ortho_twist(self, xyz, twist, beta, leaf_rot=None):
+    b = xyz.shape[0]
+    return beta, torch.zeros(b, 24, 3, 3), torch.zeros(b, 3)
+
+
+def _perspose_class() -> type:
+  """The official PersPose class, its source exec'd with the one `.to('cuda')` removed (as the
+  public fixture), get_hrnet -> the stand-in backbone, SMPL -> the stub."""
+  src = _src('PERSPOSE_SRC')
+  for name in ('common', 'common.model', 'common.model.HRNet'):
+    _stub(name)
+  _stub('common.smpl_wrapper', SMPL=lambda **kw: _StubSMPL())
+  _stub('common.model.HRNet.HRNet_hybrik', get_hrnet=lambda *a, **kw: _StandInBackbone())
+  _load('common.geometry', src / 'common/geometry.py')
+  text = (src / 'src_PersPose/PersPose.py').read_text()
+  if text.count(".to('cuda')") != 1:
+    raise SystemExit("expected exactly one .to('cuda') in PersPose.py")
+  module = types.ModuleType('official_perspose')
+  module.__file__ = str(src / 'src_PersPose/PersPose.py')
+  exec(compile(text.replace(".to('cuda')", ''), module.__file__, 'exec'), module.__dict__)  # noqa: S102
+  return module.PersPose
+
+
+def _perspose_run(model, img, K, names) -> dict:
+  """Eval forward (flip test), the cam_layer output of the first (unflipped) pass, and the PE rays
+  before the COCO mask (the cam_layer input of a pass with every sample marked non-COCO)."""
+  seen = []
+  hook = model.cam_layer.register_forward_hook(lambda m, i, o: seen.append((i[0], o)))
+  with torch.no_grad():
+    out = model({'img': img}, {'cam_intrinsics': K.clone(), 'dataset_name': names})
+    model.inner(img, {'cam_intrinsics': K.clone(), 'dataset_name': ['3dhp'] * len(names)})
+  hook.remove()
+  keys = ('uv', 'depth', 'density', 'xyz', 'xyz0', 'ortho_twist', 'leaf_rot', 'beta')
+  return {
+    **{f'output/{k}': out[k].numpy() for k in keys},
+    'output/cam_info_noflip_first8ch': seen[0][1][:, :8].numpy(),
+    'output/pe_rays_before_mask': seen[-1][0].numpy(),
+  }
+
+
+def perspose_head_pe(out: pathlib.Path) -> None:
+  h, w, batch = 64, 96, 3
+  torch.manual_seed(30)
+  model = _perspose_class()().eval()
+  _perturb(model, 31)
+  g = torch.Generator().manual_seed(32)
+  img = torch.randn(batch, 3, h, w, generator=g)
+  f = torch.tensor([70.0, 90.0, 110.0])
+  K = torch.zeros(batch, 3, 3)
+  K[:, 0, 0], K[:, 1, 1] = f, f * 1.05
+  K[:, 0, 2] = torch.tensor([0.45, 0.5, 0.6]) * w
+  K[:, 1, 2] = torch.tensor([0.55, 0.5, 0.4]) * h
+  K[:, 2, 2] = 1.0
+  names = ['3dhp', 'coco', 'hps_h36m']
+  outputs = _perspose_run(model, img, K, names)
+  meta = {
+    'backbone': 'stand-in, not HRNet',
+    'commit': '1863de7a455700d99280d4ce683efb726e42592b',
+    'image': f'({batch},3,{h},{w}) -> {h // 4}x{w // 4} grid',
+    'joint_num': 25,
+    'notes': 'Official PersPose __init__/inner/forward with get_hrnet -> stand-in backbone and SMPL '
+    '-> stub (IK returns zeros; theta/transl not stored); eval => flip test. Variant fixture '
+    '(experiments/fixture_variants): non-square image, 3 samples, the second COCO.',
+    'paper': 'PersPose (ICCV 2025)',
+    'part': 'head_pe',
+    'perturbation': 'params += N(0,0.02), seeded',
+    'repo': 'KenAdamsJoseph/PersPose',
+  }
+  arrays = {
+    **_state(model),
+    'input/img': img.numpy(),
+    'input/cam_intrinsics': K.numpy(),
+    'input/dataset_is_coco': np.array([n == 'coco' for n in names]),
+    **outputs,
+  }
+  _save(out, 'perspose__head_pe_v1.npz', arrays, meta)
+
+
 def _public(parity_dir: pathlib.Path, name: str) -> tuple[dict, dict]:
   with np.load(parity_dir / name, allow_pickle=False) as z:
     arrays = {k: z[k] for k in z.files}
@@ -548,6 +648,14 @@ def check(parity_dir: pathlib.Path, tmp: pathlib.Path) -> float:
     256,
   )
   worst = max(worst, _compare('epipolarpose', ours, a))
+  a, f = _public(parity_dir, 'perspose__head_pe.npz')
+  model = _perspose_class()().eval()
+  model.load_state_dict(f['params'])
+  names = ['coco' if c else '3dhp' for c in a['input/dataset_is_coco']]
+  ours = _perspose_run(
+    model, torch.from_numpy(a['input/img']), torch.from_numpy(a['input/cam_intrinsics']), names
+  )
+  worst = max(worst, _compare('perspose', ours, a))
   print(f'check: worst relative difference to the public fixtures {worst:.2e}')
   return worst
 
@@ -555,7 +663,7 @@ def check(parity_dir: pathlib.Path, tmp: pathlib.Path) -> float:
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   ap.add_argument('--out', required=True, type=pathlib.Path)
-  ap.add_argument('--only', choices=('pmce', 'dsr', 'epipolarpose'), action='append')
+  ap.add_argument('--only', choices=('pmce', 'dsr', 'epipolarpose', 'perspose'), action='append')
   ap.add_argument(
     '--check',
     type=pathlib.Path,
@@ -568,7 +676,7 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as tmp:
     if args.check is not None and check(args.check, pathlib.Path(tmp)) > 1e-5:
       raise SystemExit('the harness does not reproduce the public fixtures')
-    only = set(args.only or ('pmce', 'dsr', 'epipolarpose'))
+    only = set(args.only or ('pmce', 'dsr', 'epipolarpose', 'perspose'))
     if 'pmce' in only:
       pmce_pose_stream(args.out)
       pmce_coevo_decoder(args.out)
@@ -577,6 +685,8 @@ def main() -> None:
       dsr_hmr_head(args.out, pathlib.Path(tmp))
     if 'epipolarpose' in only:
       epipolarpose_integral_head(args.out)
+    if 'perspose' in only:
+      perspose_head_pe(args.out)
 
 
 if __name__ == '__main__':
