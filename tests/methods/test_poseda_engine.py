@@ -151,6 +151,28 @@ def test_adversarial_schedule_updates_generator_every_step_discriminators_every_
   assert jax.tree.structure(grads) == jax.tree.structure(params)
 
 
+def test_without_gpa_the_source_pairs_are_used_as_they_are():
+  """gpa = False: the lifter sees the source 2D (target 2D unused by the lifter's loss); LPA's
+  augmented poses go back to the source roots and cameras (`place_on_source`)."""
+  src = _source()
+  kp = np.asarray(poseda.place_on_source(jnp.asarray(src['pose3d_cam']), src))
+  np.testing.assert_allclose(kp, src['kp2d_norm'], atol=1e-5)
+  from configs import common
+  from configs import poseda as cfg
+
+  c = common.apply_overrides(cfg.get_config('3dhp,smoke'), {'method.kwargs.lpa': False})
+  c = common.apply_overrides(c, {'method.kwargs.gpa': False})
+  model = poseda.make_model(c)
+  v = poseda.init_variables(c, model)
+  assert 'lpa' not in v
+  params = v.pop('params')
+  batch = {'target': _target(), 'source': src}
+  loss, _ = poseda.loss_fn(model, params, v, batch, jax.random.PRNGKey(0), c)
+  moved = {**batch['target'], 'kp2d_norm': batch['target']['kp2d_norm'] * 0.5}
+  loss2, _ = poseda.loss_fn(model, params, v, {**batch, 'target': moved}, jax.random.PRNGKey(0), c)
+  assert np.isfinite(float(loss)) and float(loss) == float(loss2)
+
+
 def test_settings_reject_unknown_keys_and_normalisations():
   from configs import poseda as cfg
 
