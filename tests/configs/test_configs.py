@@ -109,6 +109,7 @@ SMOKE_ARGS = {
   'diffpose': ['frame', 'video'],
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
+  'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
 }
 
 
@@ -127,6 +128,8 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   model = methods.get(c.method.name).make_model(c)
   if name == 'posynda':
     model = model.denoiser
+  if name == 'poseda':
+    model = model.lifter
   x = models.example_inputs(model)[0]
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4
