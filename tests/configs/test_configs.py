@@ -109,6 +109,7 @@ SMOKE_ARGS = {
   'diffpose': ['frame', 'video'],
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
+  'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
 }
 
 
@@ -128,6 +129,10 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   if name == 'posynda':
     model = model.denoiser
   x = models.example_inputs(model)[0]
+  if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
+    assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
+    assert c.data.name == 'deepmimic_smpl' and c.train.total_steps == 4
+    return
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4
 
