@@ -178,25 +178,27 @@ def body_setup(
   vj_relation: for each vertex of the body's template down-sampled twice by 4 (or by the given
   official matrices), the index of its nearest H36M-17 template joint (`models.pmce.nearest_joints`).
   """
-  if body.startswith('synthetic:'):
-    variant = body.split(':', 1)[1]
-    model = body_lib.synthetic_model(variant)
-    reg = body_lib.synthetic.synthetic_regressors(variant)['J_regressor_h36m']
-  else:
-    if not h36m_regressor:
-      raise ValueError(f'method.kwargs.body={body!r} needs method.kwargs.h36m_regressor (a .npy)')
-    model = body_lib.load_model(body)
-    reg = body_lib.regressors.load_regressor(
-      h36m_regressor, num_vertices=model.num_vertices, num_joints=17
-    )
-  reg = np.asarray(reg, np.float32)
-  template = np.asarray(model.v_template, np.float64)
-  if mesh_downsampling:
-    sampling = mesh_lib.load_mesh_sampling(mesh_downsampling)
-    coarse = np.asarray(sampling.downsample(template, 0, 2))
-  else:
-    coarse = mesh_lib.mesh_sampling(template, np.asarray(model.faces)).vertices[2]
-  vj = models.get_module('pmce').nearest_joints(reg @ template, coarse)
+  # Concrete arrays even when first called inside a trace (the result is cached).
+  with jax.ensure_compile_time_eval():
+    if body.startswith('synthetic:'):
+      variant = body.split(':', 1)[1]
+      model = body_lib.synthetic_model(variant)
+      reg = body_lib.synthetic.synthetic_regressors(variant)['J_regressor_h36m']
+    else:
+      if not h36m_regressor:
+        raise ValueError(f'method.kwargs.body={body!r} needs method.kwargs.h36m_regressor (a .npy)')
+      model = body_lib.load_model(body)
+      reg = body_lib.regressors.load_regressor(
+        h36m_regressor, num_vertices=model.num_vertices, num_joints=17
+      )
+    reg = np.asarray(reg, np.float32)
+    template = np.asarray(model.v_template, np.float64)
+    if mesh_downsampling:
+      sampling = mesh_lib.load_mesh_sampling(mesh_downsampling)
+      coarse = np.asarray(sampling.downsample(template, 0, 2))
+    else:
+      coarse = mesh_lib.mesh_sampling(template, np.asarray(model.faces)).vertices[2]
+    vj = models.get_module('pmce').nearest_joints(reg @ template, coarse)
   return model, reg, vj
 
 
@@ -246,6 +248,8 @@ def init_variables(config: mlc.ConfigDict, model, loaded: Mapping[str, Any] | No
     ValueError: freeze_pose_stream without init_from, or a checkpoint whose subtrees do not match.
   """
   s = settings(config)
+  if s['freeze_pose_stream'] and loaded is None:
+    raise ValueError('PMCE freeze_pose_stream needs config.init_from.path (a stage-1 run)')
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 7)
   inputs = init_inputs(config, model)
   if s['stage'] == 'pose':
@@ -273,8 +277,6 @@ def init_variables(config: mlc.ConfigDict, model, loaded: Mapping[str, Any] | No
       )
   out: dict[str, Any] = {'pmce_state': {'step': jnp.zeros((), jnp.int32)}}
   if s['freeze_pose_stream']:
-    if loaded is None:
-      raise ValueError('PMCE freeze_pose_stream needs config.init_from.path (a stage-1 run)')
     out['pmce_frozen'] = {'pose_lifter': params.pop('pose_lifter')}
   out['params'] = params
   return out

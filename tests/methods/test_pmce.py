@@ -167,6 +167,26 @@ def stage1_variables():
   return jax.device_get(v)
 
 
+def test_stage2_variables_put_the_frozen_pose_stream_outside_params():
+  """Shapes only (fast): with freeze_pose_stream the loaded pose stream sits in `pmce_frozen`,
+  which no optimiser sees; without it, in `params`."""
+  c1 = _config('smoke,stage=pose')
+  loaded = jax.eval_shape(lambda: pmce.init_variables(c1, pmce.METHOD.make_model(c1), None))
+  assert set(loaded['params']) == {'pose_lifter'}
+  for freeze in (True, False):
+    c = _config('smoke,stage=mesh', freeze_pose_stream=freeze)
+    model = pmce.METHOD.make_model(c)
+    v = jax.eval_shape(lambda x, c=c, model=model: pmce.init_variables(c, model, x), loaded)
+    in_params = {'pose_mesh_coevo'} | ({'pose_lifter'} if not freeze else set())
+    assert set(v['params']) == in_params
+    assert ('pmce_frozen' in v) == freeze
+    if freeze:
+      assert jax.tree.structure(v['pmce_frozen']['pose_lifter']) == jax.tree.structure(
+        loaded['params']['pose_lifter']
+      )
+
+
+@pytest.mark.slow
 def test_stage2_freezes_the_loaded_pose_stream(stage1_variables):
   c = _config('smoke,stage=mesh', freeze_pose_stream=True)
   model = pmce.METHOD.make_model(c)
@@ -271,7 +291,7 @@ def test_eval_metrics_on_a_stub_model():
   window[1, : f // 2] = window[1, f // 2]
   batch['pose3d_cam_window'] = window.astype(np.float32)
   batch['pose3d_cam'] = window[:, f // 2 : f // 2 + 1]
-  out = pmce.eval_metrics(_StubModel(gt), {'params': {}}, batch, c)
+  out = jax.jit(lambda b: pmce.eval_metrics(_StubModel(gt), {'params': {}}, b, c))(batch)
   assert set(out) == {'mpvpe_mm', 'pa_mpvpe_mm', 'mpjpe14_mm', 'pmpjpe14_mm', 'accel_mm'}
   assert all(v.shape == (b, 1) for v in out.values())
   for k in ('mpvpe_mm', 'pa_mpvpe_mm', 'mpjpe14_mm', 'pmpjpe14_mm'):
