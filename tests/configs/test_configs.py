@@ -110,6 +110,7 @@ SMOKE_ARGS = {
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
   'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
+  'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
 }
 
 
@@ -131,6 +132,10 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   if name == 'poseda':
     model = model.lifter
   x = models.example_inputs(model)[0]
+  if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
+    assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
+    assert c.data.name == 'deepmimic_smpl' and c.train.total_steps == 4
+    return
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4
 

@@ -22,6 +22,7 @@ EXPECTED = [
   'hot',
   'mpm',
   'platypose',
+  'pmce',
   'poseda',
   'posynda',
   'supervised',
