@@ -1,9 +1,10 @@
 """jaxpose TFDS builders; importing this package registers every dataset with TFDS.
 
 Datasets: h36m, mpi_inf_3dhp, humaneva, pw3d (manual download of the official preprocessed files)
-and deepmimic (embedded: built from the mocap clips inside the installed pybullet package) and
+and deepmimic (embedded: built from the mocap clips inside the installed pybullet package),
 deepmimic_render (embedded: the same motion rendered as 4-view images, see
-jaxpose.data.deepmimic_render). Build
+jaxpose.data.deepmimic_render) and deepmimic_smpl (embedded: the same clips driving the synthetic
+SMPL-format body, with body parameters for mesh models; jaxpose.data.deepmimic_smpl). Build
 them with `jaxpose data build <name> [--config C] --manual_dir M --data_dir D`; no TensorFlow needed.
 
 Optional (OPTIONAL; never built unless asked for): pose2sim, the Pose2Sim demo's real calibrated
@@ -11,9 +12,27 @@ Optional (OPTIONAL; never built unless asked for): pose2sim, the Pose2Sim demo's
 OpenCV; see tfds_builders/pose2sim).
 """
 
-from tfds_builders import deepmimic, deepmimic_render, h36m, humaneva, mpi_inf_3dhp, pose2sim, pw3d
+from tfds_builders import (
+  deepmimic,
+  deepmimic_render,
+  deepmimic_smpl,
+  h36m,
+  humaneva,
+  mpi_inf_3dhp,
+  pose2sim,
+  pw3d,
+)
 
-NAMES = ('h36m', 'mpi_inf_3dhp', 'humaneva', 'pw3d', 'deepmimic', 'deepmimic_render', 'pose2sim')
+NAMES = (
+  'h36m',
+  'mpi_inf_3dhp',
+  'humaneva',
+  'pw3d',
+  'deepmimic',
+  'deepmimic_render',
+  'deepmimic_smpl',
+  'pose2sim',
+)
 OPTIONAL = ('pose2sim',)
 
 __all__ = [
@@ -21,6 +40,7 @@ __all__ = [
   'OPTIONAL',
   'deepmimic',
   'deepmimic_render',
+  'deepmimic_smpl',
   'h36m',
   'humaneva',
   'mpi_inf_3dhp',

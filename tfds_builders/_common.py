@@ -20,8 +20,12 @@ the training engine rely on):
                                      reference evaluation skips); all True elsewhere
   scale_2_5d     (T,)       float32  metres per unit of pose3d_cam (MotionBERT 2.5D); 1.0 elsewhere
 
+Datasets with SMPL-format bodies add `body_features()` (jaxpose.data.bodies): body_rotmat
+(T, 24, 3, 3) local rotations with the camera-frame global orientation, body_betas (10,),
+body_transl (T, 3) camera-frame metres, has_smpl (T,) bool; checked by `body_arrays`.
+
 Dataset-level metadata (`info.metadata`): layout_2d / layout_3d (jaxpose.geometry.skeleton names),
-fps, pose3d_units, and notes.
+fps, pose3d_units, and notes (body datasets: body_model).
 """
 
 from __future__ import annotations
@@ -153,6 +157,59 @@ def make_example(
       ones if scale_2_5d is None else scale_2_5d, file, f'{key} (2.5D scale)', (t,)
     ),
     **extra,
+  }
+
+
+def body_features() -> dict[str, Any]:
+  """The body features of datasets with SMPL-format bodies (module docstring)."""
+  f = tfds.features
+  return {
+    'body_rotmat': f.Tensor(shape=(None, 24, 3, 3), dtype=np.float32),
+    'body_betas': f.Tensor(shape=(10,), dtype=np.float32),
+    'body_transl': f.Tensor(shape=(None, 3), dtype=np.float32),
+    'has_smpl': f.Tensor(shape=(None,), dtype=np.bool_),
+  }
+
+
+def body_arrays(
+  *,
+  file: str | pathlib.Path,
+  key: str,
+  rotmat: np.ndarray,
+  betas: np.ndarray,
+  transl: np.ndarray,
+  has_smpl: np.ndarray | None = None,
+) -> Example:
+  """Validates one sequence's body (T frames) and returns the `body_features()` entries.
+
+  Raises:
+    DataFormatError: a shape, finiteness or non-rotation problem, naming file and key.
+  """
+  rot = as_array(rotmat, file, f'{key} (body_rotmat)', (None, 24, 3, 3))
+  t = rot.shape[0]
+  r64 = rot.astype(np.float64)
+  err = np.abs(np.swapaxes(r64, -1, -2) @ r64 - np.eye(3)).max(axis=(-2, -1))
+  det = np.linalg.det(r64)
+  bad = (err > 1e-3) | (np.abs(det - 1) > 1e-3)
+  if bad.any():
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise DataFormatError(
+      file,
+      f'{key} (body_rotmat)',
+      'rotation matrices (R^T R = I, det R = 1)',
+      f'frame {idx[0]} joint {idx[1]}: max |R^T R - I| = {err[idx]:.3g}, det = {det[idx]:.4g}',
+    )
+  return {
+    'body_rotmat': rot,
+    'body_betas': as_array(betas, file, f'{key} (body_betas)', (10,)),
+    'body_transl': as_array(transl, file, f'{key} (body_transl)', (t, 3)),
+    'has_smpl': as_array(
+      np.ones(t, bool) if has_smpl is None else has_smpl,
+      file,
+      f'{key} (has_smpl)',
+      (t,),
+      dtype=np.bool_,
+    ),
   }
 
 

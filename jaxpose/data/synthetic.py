@@ -447,16 +447,60 @@ PW3D_SEQS = {
 }
 
 
+# Defects of the SMPL parameters only the 3DPW writer makes (on the test sequence with 2 actors).
+PW3D_BODY_DEFECTS = ('poses', 'betas', 'trans')
+
+
+def smpl_motion(num_frames: int, seed: int, offset_x: float = 0.0) -> dict[str, np.ndarray]:
+  """A smooth SMPL-format motion in a z-up world, with joints from its forward kinematics.
+
+  The body stands up (SMPL's y-up rest rotated to z-up), turns slowly, walks along x and moves
+  every joint a little (up to 0.3 rad). Joints are the FK of `poses` on the synthetic model's
+  designed rest skeleton (`jaxpose.body.synthetic.rest_joints()`, betas not applied) plus `trans`,
+  so the pelvis rest joint J_0 = jointPositions[:, 0] - trans is constant, as in real 3DPW.
+
+  Returns:
+    {'poses' (T, 72) axis-angle radians, world orientation first; 'trans' (T, 3) metres;
+     'jointPositions' (T, 72) metres, world; 'betas' (10,)}, float64.
+  """
+  from jaxpose.body import synthetic as body_synthetic
+  from jaxpose.data import bodies
+
+  rng = np.random.default_rng(seed)
+  t = np.arange(num_frames) / 30.0
+  amp = rng.uniform(-0.3, 0.3, (1, 24, 3))
+  freq = rng.uniform(0.5, 1.5, (1, 24, 3))
+  local = amp * np.sin(2 * np.pi * freq * t[:, None, None] + rng.uniform(0, 6, (1, 24, 3)))
+  yaw = 0.4 * np.sin(2 * np.pi * 0.2 * t) + rng.uniform(-1, 1)
+  stand = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # SMPL y-up -> world z-up
+  turn = bodies.axis_angle_to_rotmat(yaw[:, None] * np.array([0.0, 0.0, 1.0]))
+  rot = bodies.axis_angle_to_rotmat(local)
+  rot[:, 0] = turn @ stand @ rot[:, 0]
+  rest = body_synthetic.rest_joints()
+  root = np.stack([offset_x + 0.5 * t, 0.1 * np.sin(t), 0.95 + 0.02 * np.sin(3 * t)], -1)
+  trans = root - rest[0]
+  joints = bodies.forward_kinematics(rot, rest)[0] + trans[:, None]
+  return {
+    'poses': bodies.rotmat_to_axis_angle(rot).reshape(num_frames, 72),
+    'trans': trans,
+    'jointPositions': joints.reshape(num_frames, 72),
+    'betas': rng.normal(0, 1, 10),
+  }
+
+
 def write_3dpw(
   out_dir: str | pathlib.Path, num_frames: int = 16, defect: str | None = None
 ) -> dict[str, list[pathlib.Path]]:
   """3DPW `sequenceFiles/{train,validation,test}/<seq>.pkl` (data.md §5), Python-2-style pickles.
 
   Per actor lists (the first test sequence has 2 actors): jointPositions (N, 72) world metres,
-  poses (N, 72), trans (N, 3), betas (10,), poses2d (N, 3, 18), campose_valid (N,) bool, genders;
-  per sequence: cam_poses (N, 4, 4) world->camera, cam_intrinsics (3, 3), img_frame_ids (N,).
+  poses (N, 72) axis-angle, trans (N, 3), betas (10,) (`smpl_motion`: the joints are the FK of
+  poses/trans), poses2d (N, 3, 18), campose_valid (N,) bool, genders; per sequence: cam_poses
+  (N, 4, 4) world->camera, cam_intrinsics (3, 3), img_frame_ids (N,). `defect` may also be one of
+  `PW3D_BODY_DEFECTS`: poses (N, 69), betas (9,), or a NaN in trans.
   """
-  _check_defect(defect)
+  if defect not in PW3D_BODY_DEFECTS:
+    _check_defect(defect)
   root = pathlib.Path(out_dir) / 'sequenceFiles'
   rng = np.random.default_rng(11)
   paths: dict[str, list[pathlib.Path]] = {}
@@ -488,11 +532,9 @@ def write_3dpw(
         'genders': [],
       }
       for a in range(actors):
-        j3 = motion(n, 24, seed=70 + k + a) + np.array([0.5 * a, 0, 0])
-        d['jointPositions'].append(j3.reshape(n, 72).astype(np.float64))
-        d['poses'].append(rng.normal(0, 0.1, (n, 72)))
-        d['trans'].append(j3[:, 0].astype(np.float64))
-        d['betas'].append(rng.normal(0, 1, 10))
+        body = smpl_motion(n, seed=70 + k + a, offset_x=0.5 * a - 0.3)
+        for key in ('jointPositions', 'poses', 'trans', 'betas'):
+          d[key].append(body[key])
         p2 = rng.uniform(0, 1000, (n, 3, 18))
         p2[:, 2] = rng.uniform(0, 1, (n, 18))
         d['poses2d'].append(p2)
@@ -509,6 +551,13 @@ def write_3dpw(
         d['jointPositions'][0] = d['jointPositions'][0][:, :69]
       if defect == 'nan' and split == 'train':
         d['cam_poses'][3, 0, 3] = np.nan
+      if split == 'test' and s_i == 0:
+        if defect == 'poses':
+          d['poses'][1] = d['poses'][1][:, :69]
+        if defect == 'betas':
+          d['betas'][1] = d['betas'][1][:9]
+        if defect == 'trans':
+          d['trans'][1][5, 2] = np.nan
       path = root / split / f'{seq}.pkl'
       path.parent.mkdir(parents=True, exist_ok=True)
       with path.open('wb') as f:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxpose.data import bodies
 from jaxpose.geometry import camera, skeleton
 
 Example = dict[str, Any]
@@ -81,9 +82,10 @@ def flip(ex: Example, layout_2d: str, layout_3d: str) -> Example:
     layout_3d: skeleton layout of pose3d_cam.
 
   Returns:
-    The mirrored example; cam_intrinsics are mirrored too (`flip_intrinsics_px`).
+    The mirrored example; cam_intrinsics are mirrored too (`flip_intrinsics_px`), and SMPL-format
+    body keys (`bodies.flip_body`).
   """
-  out = dict(ex)
+  out = bodies.flip_body(ex)
   out['kp2d_norm'] = skeleton.flip_pose(ex['kp2d_norm'], layout_2d)
   out['pose3d_cam'] = skeleton.flip_pose(ex['pose3d_cam'], layout_3d)
   if 'pose3d_root' in ex:
@@ -114,10 +116,11 @@ def flip_batch(
     skeleton_3d: layout of pose3d_cam (defaults to skeleton_2d).
 
   Returns:
-    A new dict with those entries mirrored (x negated, left/right swapped); other keys shared.
-    Un-flip predictions with `jaxpose.geometry.flip_pose(pred, skeleton_3d)` (an involution).
+    A new dict with those entries mirrored (x negated, left/right swapped; body_rotmat and
+    body_transl by `bodies.flip_body`); other keys shared. Un-flip predictions with
+    `jaxpose.geometry.flip_pose(pred, skeleton_3d)` (an involution).
   """
-  out = dict(batch)
+  out = bodies.flip_body(batch)
   out['kp2d_norm'] = skeleton.flip_pose(batch['kp2d_norm'], skeleton_2d)
   if 'pose3d_cam' in batch:
     out['pose3d_cam'] = skeleton.flip_pose(batch['pose3d_cam'], skeleton_3d or skeleton_2d)

@@ -109,6 +109,8 @@ SMOKE_ARGS = {
   'diffpose': ['frame', 'video'],
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
+  'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
+  'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
   'epipolarpose': ['r18', 'r18,teacher', 'r18,ss', 'r18,ss_rt', 'r18,refine', 'r50'],
 }
 IMAGE_CONFIGS = ('epipolarpose',)  # image models: smoke crops on deepmimic_render
@@ -129,6 +131,8 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   model = methods.get(c.method.name).make_model(c)
   if name == 'posynda':
     model = model.denoiser
+  if name == 'poseda':
+    model = model.lifter
   if name in IMAGE_CONFIGS:
     model = getattr(model, 'net', model)  # EpipolarPose 'refine': the frozen network
     x = models.example_inputs(model)[0]
@@ -137,6 +141,10 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
     assert c.train.total_steps == 4
     return
   x = models.example_inputs(model)[0]
+  if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
+    assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
+    assert c.data.name == 'deepmimic_smpl' and c.train.total_steps == 4
+    return
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4
 

@@ -23,6 +23,8 @@ EXPECTED = [
   'hot',
   'mpm',
   'platypose',
+  'pmce',
+  'poseda',
   'posynda',
   'supervised',
   'uao',

@@ -26,15 +26,6 @@ SMOKE = [
 ]
 
 
-@pytest.fixture(scope='module')
-def deepmimic_dir(tmp_path_factory):
-  from jaxpose.data import build
-
-  d = tmp_path_factory.mktemp('datasets')
-  build.ensure_built('deepmimic', data_dir=str(d))
-  return str(d)
-
-
 @pytest.mark.parametrize('spec', SMOKE)
 def test_smoke_config_trains_and_evaluates(spec, deepmimic_dir, tmp_path):
   name, arg = spec.split(':')

@@ -12,6 +12,20 @@ are kept as `kp2d_openpose` (N, 18, 2) px and `kp2d_openpose_conf` (N, 18). `val
 `campose_valid` (evaluate only valid frames), also False where a joint is behind the camera.
 Image size is taken as twice the principal point (1080x1920 portrait for the phone videos).
 Splits: train, validation, test (the official folders).
+
+Since 1.1.0 records also carry the SMPL parameters (`tfds_builders/_common.py` body features,
+`jaxpose.data.bodies`), in the CAMERA frame of each frame:
+  body_rotmat (N, 24, 3, 3)  Rodrigues of `poses` (N, 72) (world axis-angle); joint 0 becomes
+                             R_t G_0 (the orientation as the phone sees it), joints 1-23 unchanged
+  body_betas (10,)           `betas[:10]` of the actor
+  body_transl (N, 3)         R_t (J_0 + trans) + t_t - J_0, so that the SMPL layer with these
+                             parameters gives camera-frame vertices; J_0, the actor's rest pelvis
+                             joint, needs the (gendered, licence-gated) model, so it is read from
+                             the file instead: the median over frames of jointPositions[:, 0] - trans
+                             (constant when the joints are the SMPL joints of poses/trans)
+  has_smpl (N,)              all True (evaluate on `valid`)
+  body_gender                'male' / 'female' (`genders`, or `gender`), 'neutral' when absent;
+                             3DPW ground-truth meshes use the gendered SMPL models.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxpose.data import bodies
 from jaxpose.data.io import (
   DataFormatError,
   ManualDirError,
@@ -30,7 +45,14 @@ from jaxpose.data.io import (
   require_file,
   type_name,
 )
-from tfds_builders._common import Example, SequenceBuilder, SequenceConfig, make_example
+from tfds_builders._common import (
+  Example,
+  SequenceBuilder,
+  SequenceConfig,
+  body_arrays,
+  body_features,
+  make_example,
+)
 
 SPLITS = ('train', 'validation', 'test')
 
@@ -38,8 +60,12 @@ SPLITS = ('train', 'validation', 'test')
 class Builder(SequenceBuilder):
   """3DPW sequences, one record per actor, SMPL-24 joints."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release: jointPositions + projected 2D, OpenPose 2D extra.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+    '1.0.0': 'Initial release: jointPositions + projected 2D, OpenPose 2D extra.',
+    '1.1.0': 'SMPL parameters in the camera frame (body_rotmat, body_betas, body_transl, '
+    'has_smpl, body_gender).',
+  }
   BUILDER_CONFIGS = [
     SequenceConfig(
       name='gt',
@@ -63,7 +89,12 @@ class Builder(SequenceBuilder):
     return {
       'kp2d_openpose': f.Tensor(shape=(None, 18, 2), dtype=np.float32),
       'kp2d_openpose_conf': f.Tensor(shape=(None, 18), dtype=np.float32),
+      'body_gender': f.Text(),
+      **body_features(),
     }
+
+  def _metadata(self):
+    return {**super()._metadata(), 'body_model': 'smpl (gendered: body_gender)'}
 
   def read_splits(self, manual_dir) -> dict[str, list[tuple[str, Example]]]:
     root = require_file(manual_dir, 'sequenceFiles', self.MANUAL_DOWNLOAD_INSTRUCTIONS)
@@ -81,6 +112,72 @@ def _per_actor(d, key, path) -> list:
   if not isinstance(v, list | tuple):
     raise DataFormatError(path, f'pickle[{key!r}]', 'a list with one entry per actor', type_name(v))
   return list(v)
+
+
+_GENDERS = {'m': 'male', 'f': 'female', 'male': 'male', 'female': 'female', 'neutral': 'neutral'}
+
+
+def _genders(d, path, actors: int) -> list[str]:
+  key = 'genders' if 'genders' in d else 'gender' if 'gender' in d else None
+  if key is None:
+    return ['neutral'] * actors
+  raw = d[key]
+  raw = [raw] * actors if isinstance(raw, str | bytes) else list(raw)
+  out = []
+  for a, g in enumerate(raw[:actors]):
+    g = g.decode() if isinstance(g, bytes) else str(g)
+    if g.lower() not in _GENDERS:
+      raise DataFormatError(path, f'pickle[{key!r}][{a}]', f'one of {sorted(_GENDERS)}', repr(g))
+    out.append(_GENDERS[g.lower()])
+  if len(out) != actors:
+    raise DataFormatError(path, f'pickle[{key!r}]', f'{actors} entries (one per actor)', len(raw))
+  return out
+
+
+def read_body(
+  d: dict, path: pathlib.Path, actor: int, joints: np.ndarray, rot: np.ndarray, trans: np.ndarray
+) -> Example:
+  """One actor's SMPL parameters in the camera frame (module docstring).
+
+  Args:
+    d: the sequence pickle.
+    path: its file (for errors).
+    actor: actor index.
+    joints: (N, 24, 3) world jointPositions, metres.
+    rot: (N, 3, 3) world -> camera rotations; trans: (N, 3) their translations.
+
+  Raises:
+    DataFormatError: poses not (N, 72), trans not (N, 3), betas shorter than 10, non-finite values.
+  """
+  n = len(joints)
+  poses = as_array(
+    _per_actor(d, 'poses', path)[actor],
+    path,
+    f"pickle['poses'][{actor}]",
+    (n, 72),
+    dtype=np.float64,
+  )
+  transl = as_array(
+    _per_actor(d, 'trans', path)[actor], path, f"pickle['trans'][{actor}]", (n, 3), dtype=np.float64
+  )
+  betas = as_array(
+    _per_actor(d, 'betas', path)[actor], path, f"pickle['betas'][{actor}]", (None,)
+  ).reshape(-1)
+  if betas.shape[0] < bodies.NUM_BETAS:
+    raise DataFormatError(
+      path, f"pickle['betas'][{actor}]", f'at least {bodies.NUM_BETAS} values', betas.shape[0]
+    )
+  rest_root = np.median(joints[:, 0] - transl, axis=0)
+  rotmat, transl_cam = bodies.to_camera_frame(
+    bodies.axis_angle_to_rotmat(poses.reshape(n, 24, 3)), transl, rest_root, rot, trans
+  )
+  return body_arrays(
+    file=path,
+    key=f'actor{actor}',
+    rotmat=rotmat,
+    betas=betas[: bodies.NUM_BETAS],
+    transl=transl_cam,
+  )
 
 
 def read_sequence(path: pathlib.Path) -> list[tuple[str, Example]]:
@@ -109,6 +206,7 @@ def read_sequence(path: pathlib.Path) -> list[tuple[str, Example]]:
   )
   fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
   rot, trans = cam_poses[:, :3, :3], cam_poses[:, :3, 3]
+  genders = _genders(d, path, len(joints))
   out = []
   for a, jp in enumerate(joints):
     world = as_array(jp, path, f"pickle['jointPositions'][{a}]", (n, 72), dtype=np.float64)
@@ -140,6 +238,8 @@ def read_sequence(path: pathlib.Path) -> list[tuple[str, Example]]:
           valid=valid & front,
           kp2d_openpose=np.ascontiguousarray(op[..., :2]),
           kp2d_openpose_conf=np.ascontiguousarray(op[..., 2]),
+          body_gender=genders[a],
+          **read_body(d, path, a, world, rot, trans),
         ),
       )
     )
