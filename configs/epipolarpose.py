@@ -1,7 +1,7 @@
 """EpipolarPose (Kocabas, Karagoz, Akbas, CVPR 2019, arXiv:1903.02330): 3D pose from one image,
 trained fully supervised or self-supervised from multi-view geometry (no 3D labels, no extrinsics).
 
-Arg: 'variant[,mode][,data=name][,smoke]' with variant r50 (default), r34, r18, an image dataset
+Arg: 'variant[,mode][,data=name][,cpu][,smoke]' with variant r50 (default), r34, r18, an image dataset
 (default h36m: `h36m_images`, see below; data=deepmimic_render runs here) and mode one of
   sup      (default) fully supervised from the ground-truth 2D/3D of each crop
   teacher  the 2D teacher: the same integral network on 2D labels only (the paper's MPII stage)

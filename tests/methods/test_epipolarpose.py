@@ -200,3 +200,15 @@ def test_settings_reject_unknown_mode():
   cfg = mlc.ConfigDict({'method': {'name': 'epipolarpose', 'kwargs': {'mode': 'semi'}}})
   with pytest.raises(ValueError, match='valid: sup, teacher, ss, ss_rt, refine'):
     ep.settings(cfg)
+
+
+def test_multistep_epoch_schedule_decays_at_the_milestones():
+  """The paper's schedule (torch MultiStepLR): x0.1 at the start of epochs 90 and 120."""
+  import ml_collections as mlc
+
+  from jaxpose.train import optim
+
+  sched = mlc.ConfigDict(dict(type='multistep_epoch', decay=0.1, milestones=(2, 4), warmup_steps=0))
+  f = optim.make_schedule(sched, 1e-3, total_steps=60, steps_per_epoch=10)
+  got = [float(f(s)) for s in (0, 19, 20, 39, 40, 59)]
+  np.testing.assert_allclose(got, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5], rtol=1e-6)
