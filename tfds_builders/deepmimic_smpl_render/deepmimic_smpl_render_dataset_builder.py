@@ -20,7 +20,8 @@ Configs (train: the 12 `deepmimic` train clips, test: cartwheel, punch, walk):
   default  'small' body (400 vertices, 796 faces), scale 0.224 (224 x 224 images), 12.5 fps, the
            first 32 frames of each train clip and 16 of each test clip: 384 + 48 frames x 4 views.
            Built in about 30 s on the shared 2-core CPU.
-  full     the same frames with the 'full' body (6890 vertices, 13776 faces).
+  full     the same frames with the 'full' body (6890 vertices, 13776 faces); several minutes
+           (building and retargeting the full body: 6 min for one clip under a load of 18).
   tiny     for tests: 'small' body, scale 0.12 (120 px), train jump and kick, test walk, 2 frames
            each.
 
