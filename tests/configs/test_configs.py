@@ -109,6 +109,7 @@ SMOKE_ARGS = {
   'diffpose': ['frame', 'video'],
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
+  'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
   'dsr': ['r50'],
 }
 
@@ -128,6 +129,8 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   model = methods.get(c.method.name).make_model(c)
   if name == 'posynda':
     model = model.denoiser
+  if name == 'poseda':
+    model = model.lifter
   x = models.example_inputs(model)[0]
   if models.input_kind(model) == 'image':  # image models: the crop size, embedded image data
     assert x.shape[1:3] == (c.data.image.size,) * 2, (x.shape, c.data.image.size)
