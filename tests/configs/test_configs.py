@@ -111,6 +111,7 @@ SMOKE_ARGS = {
   'posynda': ['243', 'teacher'],
   'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
   'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
+  'dsr': ['r50'],
 }
 
 
@@ -135,6 +136,10 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
     assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
     assert c.data.name == 'deepmimic_smpl' and c.train.total_steps == 4
+    return
+  if models.input_kind(model) == 'image':  # image models: the crop size, embedded image data
+    assert x.shape[1:3] == (c.data.image.size,) * 2, (x.shape, c.data.image.size)
+    assert c.data.name.startswith('deepmimic') and c.train.total_steps == 4
     return
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4

@@ -19,6 +19,7 @@ from tests.train._tiny import TinyLifter
 EXPECTED = [
   'd3dp',
   'diffpose',
+  'dsr',
   'hot',
   'mpm',
   'platypose',
