@@ -111,9 +111,9 @@ SMOKE_ARGS = {
   'posynda': ['243', 'teacher'],
   'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
   'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
+  'dsr': ['r50'],
   'epipolarpose': ['r18', 'r18,teacher', 'r18,ss', 'r18,ss_rt', 'r18,refine', 'r50'],
 }
-IMAGE_CONFIGS = ('epipolarpose',)  # image models: smoke crops on deepmimic_render
 
 
 def test_every_paper_config_has_its_smoke_variants_listed():
@@ -133,17 +133,16 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
     model = model.denoiser
   if name == 'poseda':
     model = model.lifter
-  if name in IMAGE_CONFIGS:
-    model = getattr(model, 'net', model)  # EpipolarPose 'refine': the frozen network
-    x = models.example_inputs(model)[0]
-    assert x.shape[1:] == (c.data.image.size, c.data.image.size, 3), x.shape
-    assert c.data.name == 'deepmimic_render' and c.data.config == 'tiny'
-    assert c.train.total_steps == 4
-    return
+  if name == 'epipolarpose':
+    model = getattr(model, 'net', model)  # mode 'refine': the frozen network
   x = models.example_inputs(model)[0]
   if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
     assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
     assert c.data.name == 'deepmimic_smpl' and c.train.total_steps == 4
+    return
+  if models.input_kind(model) == 'image':  # image models: the crop size, embedded image data
+    assert x.shape[1:3] == (c.data.image.size,) * 2, (x.shape, c.data.image.size)
+    assert c.data.name.startswith('deepmimic') and c.train.total_steps == 4
     return
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4

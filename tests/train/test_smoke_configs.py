@@ -23,6 +23,7 @@ SMOKE = [
   'hot:hot_mixste,smoke',
   'uao:smoke',
   'd3dp:smoke',
+  _slow('dsr:smoke'),  # image method; builds deepmimic_smpl_render/tiny; ~2 min (render compile)
 ]
 
 
