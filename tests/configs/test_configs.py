@@ -112,6 +112,7 @@ SMOKE_ARGS = {
   'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
   'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
   'dsr': ['r50'],
+  'epipolarpose': ['r18', 'r18,teacher', 'r18,ss', 'r18,ss_rt', 'r18,refine', 'r50'],
 }
 
 
@@ -132,6 +133,8 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
     model = model.denoiser
   if name == 'poseda':
     model = model.lifter
+  if name == 'epipolarpose':
+    model = getattr(model, 'net', model)  # mode 'refine': the frozen network
   x = models.example_inputs(model)[0]
   if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
     assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
