@@ -100,9 +100,12 @@ def get_base_config() -> mlc.ConfigDict:
   c.optim = mlc.ConfigDict(
     dict(name='adamw', lr=5e-4, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, grad_clip=0.0)
   )
-  # type: 'exponential_epoch' (lr * decay**epoch, the papers' per-epoch decay), 'cosine',
-  # 'constant'; warmup_steps of linear warm-up precede any of them.
-  c.schedule = mlc.ConfigDict(dict(type='exponential_epoch', decay=0.99, warmup_steps=0))
+  # type: 'exponential_epoch' (lr * decay**epoch, the papers' per-epoch decay),
+  # 'multistep_epoch' (lr * decay at each epoch in milestones), 'cosine', 'constant';
+  # warmup_steps of linear warm-up precede any of them.
+  c.schedule = mlc.ConfigDict(
+    dict(type='exponential_epoch', decay=0.99, warmup_steps=0, milestones=())
+  )
   c.train = mlc.ConfigDict(
     dict(
       epochs=0,  # if > 0, total_steps = epochs * steps_per_epoch
@@ -118,6 +121,9 @@ def get_base_config() -> mlc.ConfigDict:
     )
   )
   c.eval = mlc.ConfigDict(dict(flip_test=True, protocol='h36m', max_batches=0))
+  # Several processes (README "Several hosts"): num_processes N with coordinator_address
+  # 'host:port' and process_id per process, or without an address (-1: any count) JAX detects the
+  # cluster (Cloud TPU, Slurm, Open MPI). process_id and coordinator_address may differ on resume.
   c.mesh = mlc.ConfigDict(dict(num_processes=1, process_id=0, coordinator_address=''))
   c.init_from = mlc.ConfigDict(dict(path='', format=''))  # format: 'orbax' | 'torch'
   return c

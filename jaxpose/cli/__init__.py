@@ -20,6 +20,7 @@ COMMANDS = {
   'bench': ('jaxpose.cli.bench', 'parameters, MACs, FLOPs, throughput and the model zoo table'),
   'data': ('jaxpose.cli.data', 'build TFDS datasets from the official files, list, benchmark'),
   'demo': ('jaxpose.cli.demo', 'lift in-the-wild 2D keypoints and plot them'),
+  'pseudolabel': ('jaxpose.cli.pseudolabel', 'EpipolarPose: teacher 2D -> epipolar pseudo-3D file'),
 }
 
 
@@ -30,7 +31,7 @@ def _usage() -> str:
 
 
 # Commands that run models: they re-execute once with glibc allocator settings (cli/runtime.py).
-_COMPUTE = ('train', 'eval', 'main', 'bench', 'demo')
+_COMPUTE = ('train', 'eval', 'main', 'bench', 'demo', 'pseudolabel')
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,8 @@ def make_eval_step(model, method: Method, config: mlc.ConfigDict) -> Callable:
   Errors are per frame, in millimetres, root-relative (the prediction's root is moved to the
   origin, as the MotionAGFormer/MotionBERT evaluators do). `scale_2_5d` undoes MotionBERT's 2.5D
   normalisation (1.0 for metric datasets). Single-output-frame models are scored on the window's
-  centre frame. Image batches (`jaxpose.data.image_pipeline`: pose3d_cam (B, J, 3), no
-  scale_2_5d) are scored as T_out = 1 metric frames; their method's `predict_batch` returns
-  (B, 1, J, 3).
+  centre frame. Image batches (`jaxpose.data.image_pipeline`: pose3d_cam (B, J, 3) metres, no
+  scale_2_5d) are one frame per row: the method's `predict_batch` returns (B, 1, J, 3).
   """
   root = skel.get(config.data.skeleton).root
   pck_joints = (
@@ -35,7 +34,7 @@ def make_eval_step(model, method: Method, config: mlc.ConfigDict) -> Callable:
     # predict on kp2d_norm, or a method's own use of the batch (UAO: camera and root)
     pred = method.predict_batch(model, variables, batch, config)
     gt = batch['pose3d_cam']
-    if gt.ndim == 3:  # image batches: one frame per row, (B, J, 3) metres -> (B, 1, J, 3)
+    if gt.ndim == 3:  # image batches (B, J, 3): one frame per row, T_out = 1, metres
       gt = gt[:, None]
     scale = batch['scale_2_5d'] if 'scale_2_5d' in batch else jnp.ones(gt.shape[:2], gt.dtype)
     if pred.shape[1] != gt.shape[1]:  # seq2frame: the centre frame of the window

@@ -40,7 +40,7 @@ Trainer hooks (`METHOD`, `config.method.name = 'perspose'`, model `perspose`) on
 'perspective_nopr' the same crop without the rotation, CONTRACTS §3 keys plus perspective_R and
 pe_valid). The data's joints (`data.skeleton`) occupy the model's 25 slots given by DATA_TO_MODEL
 (H36M-17: the pelvis in slot 0, whose depth is forced to 0 and whose rho0 is the root's; L/R pairs
-in the official flip pairs). method.kwargs (METHOD_DEFAULTS):
+in the official flip pairs). method.kwargs (DEFAULTS):
   pe            True: the perspective encoding is fed (pe_valid from the batch, else 1); False: the
                 PE map is zeroed for every sample (as the official code does for COCO).
   height_m      1.8: h of the height-normalised terms when the batch has no body (so the depth and
@@ -269,11 +269,11 @@ DATA_TO_MODEL = {
   'h36m17': (0, 2, 5, 8, 1, 4, 7, 3, 12, 15, 24, 16, 18, 20, 17, 19, 21),
   'smpl24': tuple(range(24)),
 }
-METHOD_DEFAULTS = dict(pe=True, height_m=1.8, loss_weights='config', flip_train=True, body='')
+DEFAULTS = dict(pe=True, height_m=1.8, loss_weights='config', flip_train=True, body='')
 
 
 def _settings(config: mlc.ConfigDict) -> dict[str, Any]:
-  return settings(config, METHOD_DEFAULTS, 'perspose')
+  return settings(config, DEFAULTS, 'perspose')
 
 
 def _slots(layout: str) -> np.ndarray:

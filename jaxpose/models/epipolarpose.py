@@ -55,6 +55,8 @@ from jaxpose.models.layers.conv import (
   normal_init,
 )
 from jaxpose.models.layers.integral import channels_to_volume, softmax_integral_3d
+from jaxpose.models.layers.linear import Linear
+from jaxpose.models.layers.norms import TorchBatchNorm
 
 INPUT_KIND = 'image'
 RNG_STREAMS = ()
@@ -177,6 +179,66 @@ class Model(nn.Module):
     if self.return_logits:
       out['logits'] = logits
     return out
+
+
+_KAIMING_NORMAL = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
+
+
+class _RefineBlock(nn.Module):
+  """Linear -> BatchNorm1d -> ReLU -> Dropout (one layer of `RefineNet`)."""
+
+  features: int
+  dropout: float
+  bn_momentum: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    y = Linear(self.features, kernel_init=_KAIMING_NORMAL, name='linear')(x)
+    y = TorchBatchNorm(axis=-1, momentum=self.bn_momentum, name='bn')(y, train=train)
+    return nn.Dropout(self.dropout, deterministic=not train)(nn.relu(y))
+
+
+class _RefineStage(nn.Module):
+  """Two residual pairs of `_RefineBlock` (the official `LinearPG`)."""
+
+  features: int
+  dropout: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    for pair in range(2):
+      y = _RefineBlock(self.features, self.dropout, name=f'block_{2 * pair}')(x, train=train)
+      x = x + _RefineBlock(self.features, self.dropout, name=f'block_{2 * pair + 1}')(
+        y, train=train
+      )
+    return x
+
+
+class RefineNet(nn.Module):
+  """EpipolarPose's refinement unit (paper §3.3; the official `LinearModelPG`, two stages).
+
+  Attributes:
+    out_features: 3 (J - 1), the z-scored non-root coordinates it predicts (45 officially).
+    hidden: width of the linear layers (1024).
+    dropout: dropout probability (0.5; RNG stream 'dropout' when training).
+
+  Call: x (B, D_in) float32 z-scored pose -> (p1, p2), each (B, out_features): the intermediate
+  and the final refined pose (z-scored).
+  """
+
+  out_features: int = 45
+  hidden: int = 1024
+  dropout: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> tuple[jax.Array, jax.Array]:
+    inp = _RefineBlock(self.hidden, self.dropout, name='inp')(x, train=train)
+    s1 = _RefineStage(self.hidden, self.dropout, name='stage_0')(inp, train=train)
+    p1 = Linear(self.out_features, kernel_init=_KAIMING_NORMAL, name='w2')(s1)
+    y = s1 + _RefineBlock(self.hidden, self.dropout, name='w3')(p1, train=train) + inp
+    y = inp + _RefineStage(self.hidden, self.dropout, name='stage_1')(y, train=train)
+    p2 = Linear(self.out_features, kernel_init=_KAIMING_NORMAL, name='w4')(y)
+    return p1, p2
 
 
 def input_shape(model: Model) -> tuple[int, int, int]:

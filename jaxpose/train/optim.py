@@ -5,7 +5,7 @@ from __future__ import annotations
 import ml_collections as mlc
 import optax
 
-SCHEDULES = ('exponential_epoch', 'cosine', 'constant')
+SCHEDULES = ('exponential_epoch', 'multistep_epoch', 'cosine', 'constant')
 
 
 def make_schedule(
@@ -14,10 +14,13 @@ def make_schedule(
   """The papers' schedules, with optional linear warm-up.
 
   exponential_epoch: lr * decay**epoch, stepped once per epoch (MotionAGFormer, MotionBERT,
-  MixSTE, VideoPose3D all decay per epoch). cosine: cosine decay to 0 over the run. constant.
+  MixSTE, VideoPose3D all decay per epoch). multistep_epoch: lr times decay at each epoch of
+  `milestones` (torch MultiStepLR; EpipolarPose: x0.1 at epochs 90 and 120). cosine: cosine
+  decay to 0 over the run. constant.
 
   Args:
-    sched: `config.schedule` (type, decay per epoch, warmup_steps).
+    sched: `config.schedule` (type, decay per epoch or per milestone, milestones in epochs,
+      warmup_steps).
     lr: the peak learning rate.
     total_steps, steps_per_epoch: run length and epoch length in optimiser steps.
 
@@ -28,6 +31,9 @@ def make_schedule(
     main = optax.exponential_decay(
       lr, transition_steps=max(1, steps_per_epoch), decay_rate=sched.decay, staircase=True
     )
+  elif sched.type == 'multistep_epoch':
+    steps = [int(m) * max(1, steps_per_epoch) for m in sched.get('milestones', ())]
+    main = optax.piecewise_constant_schedule(lr, {s: sched.decay for s in steps})
   elif sched.type == 'cosine':
     main = optax.cosine_decay_schedule(lr, max(1, total_steps - sched.warmup_steps))
   elif sched.type == 'constant':

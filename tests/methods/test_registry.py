@@ -19,10 +19,14 @@ from tests.train._tiny import TinyLifter
 EXPECTED = [
   'd3dp',
   'diffpose',
+  'dsr',
+  'epipolarpose',
   'hot',
   'mpm',
   'perspose',
   'platypose',
+  'pmce',
+  'poseda',
   'posynda',
   'supervised',
   'uao',
@@ -33,7 +37,7 @@ def test_registry_lists_exactly_the_modules_with_a_method():
   assert methods.list_methods() == EXPECTED
   for name in EXPECTED:
     assert isinstance(methods.get(name), methods.Method)
-  with pytest.raises(ValueError, match='valid names: d3dp, diffpose'):
+  with pytest.raises(ValueError, match='valid names: d3dp, diffpose, dsr, epipolarpose'):
     methods.get('lora')  # parameter surgery, moved to models.layers.lora
   with pytest.raises(ValueError, match='valid names'):
     methods.get('base')  # the contract module itself

@@ -132,3 +132,28 @@ def test_integral_of_a_peak_is_its_index_without_half_voxel_offset():
   np.testing.assert_allclose(
     softmax_integral_3d(jnp.asarray(vol))[0, 0], [5 / 16 - 0.5, 2 / 8 - 0.5, 3 / 4 - 0.5]
   )
+
+
+@pytest.mark.parametrize(
+  'k,s,p,q',
+  [
+    ((4, 4), (2, 2), (1, 1), (0, 0)),
+    ((3, 5), (2, 3), (1, 2), (1, 2)),
+    ((2, 1), (3, 1), (0, 0), (2, 0)),
+  ],
+)
+def test_subpixel_conv_transpose_equals_the_dilated_form_with_gradients(k, s, p, q):
+  """The layer's sub-pixel form is the dilated convolution exactly: outputs and both gradients."""
+  x = jnp.asarray(_rand(2, 5, 4, 3, seed=3))
+  w = jnp.asarray(_rand(*k, 3, 4, seed=4))
+  probe = jnp.asarray(_rand(*C.conv_transpose_dilated(x, w, s, p, q).shape, seed=5))
+
+  def loss(fn):
+    return lambda x, w: jnp.sum(fn(x, w, s, p, q) * probe)
+
+  ref = jax.value_and_grad(loss(C.conv_transpose_dilated), argnums=(0, 1))(x, w)
+  out = jax.value_and_grad(loss(C.conv_transpose_subpixel), argnums=(0, 1))(x, w)
+  np.testing.assert_allclose(out[0], ref[0], rtol=1e-5, atol=1e-4)
+  for a, b in zip(out[1], ref[1]):
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
