@@ -8,7 +8,8 @@ Run book:
   jaxpose sweep --config configs/perspose.py:ablation --workdir runs/perspose_ablation
     The PR+PE ablation on the embedded deepmimic_render (500 px full frames of off-centre
     subjects with known K, 4 H36M cameras): with PR+PE (crop 'perspective', pe on) vs without
-    (crop 'perspective_nopr', pe off); `get_sweep('full')` adds the two single-component arms.
+    (crop 'perspective_nopr', pe off); `:ablation,full` (the flag only changes the sweep) adds
+    the two single-component arms.
     Small sizes (experiments/perspose_ablation/README.md): a tiny HRNet, 64 px crops, minutes per
     run on a CPU. Reports MPJPE, PA-MPJPE, root depth and root position errors (mm).
   jaxpose train --config configs/perspose.py:w48,data=pw3d --workdir runs/perspose_3dpw
@@ -65,7 +66,7 @@ def _image_data(c, config: str, size: int, batch: int, augment: bool = True):
 
 
 def get_config(arg: str | None = None):
-  a, c = common.start(arg, 'perspose', VARIANTS, ablation=False, nopr=False, nope=False)
+  a, c = common.start(arg, 'perspose', VARIANTS, ablation=False, nopr=False, nope=False, full=False)
   if a.data not in ('h36m', 'pw3d', 'mpi_inf_3dhp'):
     raise ValueError(f'perspose: data must be h36m, pw3d or mpi_inf_3dhp, got {a.data!r}')
   c.method.name = 'perspose'
@@ -105,7 +106,7 @@ def get_config(arg: str | None = None):
 
 
 def get_sweep(arg: str | None = None):
-  """The PR+PE ablation: with both vs without both; 'full' also runs PR only and PE only."""
+  """The PR+PE ablation: with both vs without both; arg flag 'full' also runs PR only and PE only."""
   if arg and 'full' in arg:
     return common.product(
       common.sweep('data.image.crop', ['perspective', 'perspective_nopr']),
