@@ -343,6 +343,26 @@ def markdown(rows: list[dict[str, Any]], modes: list[str]) -> str:
   return '\n'.join(lines)
 
 
+def _git_head() -> str:
+  import subprocess  # noqa: PLC0415
+
+  try:
+    out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=HERE, capture_output=True)
+    return out.stdout.decode().strip()
+  except OSError:
+    return ''
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.machine()
+
+
 def main(argv: list[str]) -> int:
   from jaxpose.cli import common, runtime
 
@@ -354,7 +374,10 @@ def main(argv: list[str]) -> int:
   runtime.maybe_reexec()
   os.sched_setaffinity(0, {int(c) for c in args.cores})
   os.environ.setdefault(
-    'XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false' if args.threads == 1 else ''
+    'XLA_FLAGS',
+    '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+    if args.threads == 1
+    else '',
   )
   import torch
 
@@ -374,6 +397,9 @@ def main(argv: list[str]) -> int:
     'torch': torch.__version__,
     'date': time.strftime('%Y-%m-%d'),
     'glibc_tunables': os.environ.get('GLIBC_TUNABLES', ''),
+    'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    'commit': _git_head(),
+    'cpu_model': _cpu_model(),
   }
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
