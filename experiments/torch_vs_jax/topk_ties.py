@@ -58,9 +58,9 @@ def main(argv: list[str]) -> int:
   os.environ.setdefault('XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false')
   import jax
   import numpy as np
+  import run
   import torch
 
-  import run
   from jaxpose import convert
 
   torch.set_num_threads(1)
