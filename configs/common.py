@@ -118,6 +118,9 @@ def get_base_config() -> mlc.ConfigDict:
     )
   )
   c.eval = mlc.ConfigDict(dict(flip_test=True, protocol='h36m', max_batches=0))
+  # Several processes (README "Several hosts"): num_processes N with coordinator_address
+  # 'host:port' and process_id per process, or without an address (-1: any count) JAX detects the
+  # cluster (Cloud TPU, Slurm, Open MPI). process_id and coordinator_address may differ on resume.
   c.mesh = mlc.ConfigDict(dict(num_processes=1, process_id=0, coordinator_address=''))
   c.init_from = mlc.ConfigDict(dict(path='', format=''))  # format: 'orbax' | 'torch'
   return c

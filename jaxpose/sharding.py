@@ -19,13 +19,25 @@ from jaxpose.types import PyTree
 
 
 def maybe_initialize_distributed(mesh_cfg: mlc.ConfigDict) -> None:
-  """Runs jax.distributed.initialize when the config asks for several hosts."""
-  if mesh_cfg.num_processes > 1:
+  """Runs jax.distributed.initialize when the config asks for several processes (once).
+
+  mesh.num_processes = 1: one process, nothing to do. N > 1 with mesh.coordinator_address
+  ('host:port' of process 0) and mesh.process_id: explicit (GPU clusters, several processes on
+  one machine). N > 1 or -1 without a coordinator address: JAX detects the cluster and this
+  process's id (Cloud TPU pod slices, Slurm, Open MPI ...; -1 also detects the count), so
+  mesh.process_id is not read.
+  """
+  n = mesh_cfg.num_processes
+  if n == 1 or jax.distributed.is_initialized():
+    return
+  if mesh_cfg.coordinator_address:
     jax.distributed.initialize(
-      coordinator_address=mesh_cfg.coordinator_address or None,
-      num_processes=mesh_cfg.num_processes,
+      coordinator_address=mesh_cfg.coordinator_address,
+      num_processes=n,
       process_id=mesh_cfg.process_id,
     )
+  else:
+    jax.distributed.initialize(num_processes=None if n < 0 else n)
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:

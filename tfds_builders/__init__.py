@@ -4,7 +4,9 @@ Datasets: h36m, mpi_inf_3dhp, humaneva, pw3d (manual download of the official pr
 and deepmimic (embedded: built from the mocap clips inside the installed pybullet package),
 deepmimic_render (embedded: the same motion rendered as 4-view images, see
 jaxpose.data.deepmimic_render) and deepmimic_smpl (embedded: the same clips driving the synthetic
-SMPL-format body, with body parameters for mesh models; jaxpose.data.deepmimic_smpl). Build
+SMPL-format body, with body parameters for mesh models; jaxpose.data.deepmimic_smpl),
+deepmimic_smpl_render (embedded: that body rendered as 4-view images with part labels and per-view
+body parameters; jaxpose.data.deepmimic_smpl_render). Build
 them with `jaxpose data build <name> [--config C] --manual_dir M --data_dir D`; no TensorFlow needed.
 
 Optional (OPTIONAL; never built unless asked for): pose2sim, the Pose2Sim demo's real calibrated
@@ -16,6 +18,7 @@ from tfds_builders import (
   deepmimic,
   deepmimic_render,
   deepmimic_smpl,
+  deepmimic_smpl_render,
   h36m,
   humaneva,
   mpi_inf_3dhp,
@@ -31,6 +34,7 @@ NAMES = (
   'deepmimic',
   'deepmimic_render',
   'deepmimic_smpl',
+  'deepmimic_smpl_render',
   'pose2sim',
 )
 OPTIONAL = ('pose2sim',)
@@ -41,6 +45,7 @@ __all__ = [
   'deepmimic',
   'deepmimic_render',
   'deepmimic_smpl',
+  'deepmimic_smpl_render',
   'h36m',
   'humaneva',
   'mpi_inf_3dhp',

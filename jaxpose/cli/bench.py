@@ -3,6 +3,7 @@
 Usage:
   jaxpose bench [--models all|NAME[:VARIANT],...] [--batch 1,16] [--dtype float32,bfloat16]
                 [--out DIR] [--nothroughput] [--notrain] [--zoo_markdown] [--from_json FILE]
+  jaxpose bench --render [--batch 1] [--render_size 224] [--render_vertices 6890] [--out DIR]
 
 `--models`: `all` (default) is every registered model and variant; `NAME` alone is every variant of
 that model; `NAME:VARIANT` one variant. Unknown names list the valid ones.
@@ -17,6 +18,12 @@ activation matmuls (fvcore). Throughput protocol and MFU: see jaxpose/bench/thro
 default), rewrites the README between `<!-- zoo:start -->` and `<!-- zoo:end -->` and prints the
 table (see jaxpose/bench/zoo.py). With `--from_json` the counts are read from an earlier bench.json
 instead of being recomputed.
+
+`--render` benchmarks the soft rasteriser instead (jaxpose/bench/render.py): forward and backward
+time per image and peak memory of `soft_render` at DSR's setting (a body-sized closed mesh of
+`--render_vertices` vertices and 2V - 4 faces, `--render_size` pixels, 9 channels, sigma 1e-5,
+gamma 0.1) for the first `--batch` value, `--warmup` and `--repeats` calls; writes DIR/render.json
+and prints one line (experiments/soft_rasteriser has the table over settings).
 """
 
 from __future__ import annotations
@@ -52,7 +59,38 @@ def make_flags() -> flags.FlagValues:
     'readme', '', 'README to rewrite (default: the repo README.md)', flag_values=fv
   )
   flags.DEFINE_string('zoo_json', '', 'zoo cache (default jaxpose/bench/zoo.json)', flag_values=fv)
+  flags.DEFINE_bool('render', False, 'benchmark the soft rasteriser instead', flag_values=fv)
+  flags.DEFINE_integer('render_size', 224, '--render: image side, pixels', flag_values=fv)
+  flags.DEFINE_integer('render_vertices', 6890, '--render: mesh vertices', flag_values=fv)
   return fv
+
+
+def run_render(fv: flags.FlagValues) -> int:
+  """`jaxpose bench --render`: one `bench_render` measurement, DIR/render.json, one line."""
+  import json
+
+  from jaxpose.bench import render
+
+  batch = int(fv.batch.split(',')[0])
+  vertices, faces = render.body_sized_mesh(fv.render_vertices)
+  res = render.bench_render(
+    vertices,
+    faces,
+    batch=batch,
+    image_size=fv.render_size,
+    warmup=fv.warmup,
+    repeats=fv.repeats,
+  )
+  out = pathlib.Path(fv.out)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'render.json').write_text(json.dumps(res, indent=2, sort_keys=True))
+  print(
+    f'soft rasteriser: {res["num_faces"]} faces, {fv.render_size} px, batch {batch}: forward '
+    f'{res["fwd_per_image_s"] * 1e3:.1f} ms/image, forward+backward '
+    f'{res["fwd_bwd_per_image_s"] * 1e3:.1f} ms/image, peak RSS '
+    f'{res["peak_rss_bytes"] / 1e6:.0f} MB; wrote {out / "render.json"}'
+  )
+  return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = ['bench', *argv]
   fv = make_flags()
   common.parse(fv, ['jaxpose bench', *argv[1:]], __doc__)
+  if fv.render:
+    return run_render(fv)
   options = report.Options(
     **{f.name: getattr(fv, f.name) for f in dataclasses.fields(report.Options)}
   )

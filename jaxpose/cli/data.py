@@ -1,12 +1,13 @@
 """`jaxpose data <subcommand>`: build datasets, list them, benchmark the input pipeline, mixtures.
 
-  jaxpose data build <name> [--config C|all] [--manual_dir M] [--data_dir D] [--overwrite]
+  jaxpose data build <name> [--config C|all] [--manual_dir M] [--data_dir D] [--overwrite] [--strict]
   jaxpose data list [--data_dir D]
   jaxpose data bench [--frames 243] [--batch_size 64] [--num_workers 0] [--batches 50]
   jaxpose data gmm <src.npz> <dst.npz> [--conf C] [--std_px 5] [--broad_std_px 20] [--swap_prob 0.5]
 
 `build` needs no TensorFlow (TFDS' Python API with array_record output); `deepmimic` needs no
---manual_dir (it reads the installed pybullet package). `bench` measures training windows per second
+--manual_dir (it reads the installed pybullet package). `jaxpose data build <name> --help` lists
+the dataset's configs and which files go in --manual_dir. `bench` measures training windows per second
 on deepmimic (built into --data_dir first if needed); it is a benchmark, not a test. `gmm` writes
 DiffPose-style 2D mixtures of a VideoPose3D 2D file (`jaxpose.data.gmm.convert_vp3d_file`).
 `jaxpose data <subcommand> --help` lists a subcommand's flags.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import sys
 import time
 import types
+import warnings
 
 from absl import flags
 
@@ -31,10 +33,20 @@ def _build(args) -> int:
   tfds.disable_progress_bar()
   t0 = time.time()
   try:
-    path = build_lib.build(args.name, args.config, args.manual_dir, args.data_dir, args.overwrite)
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always', build_lib.DataWarning)
+      path = build_lib.build(
+        args.name, args.config, args.manual_dir, args.data_dir, args.overwrite, args.strict
+      )
   except (ManualDirError, DataFormatError, ValueError) as e:
     print(f'jaxpose data build: {e}', file=sys.stderr)
     return 1
+  finally:
+    for w in caught:  # one line each (the default format adds a source line)
+      if issubclass(w.category, build_lib.DataWarning):
+        print(f'jaxpose data build: warning: {w.message}', file=sys.stderr)
+      else:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
   print(f'built {args.name} ({args.config or "default config"}) in {time.time() - t0:.1f}s: {path}')
   return 0
 
@@ -139,6 +151,9 @@ def make_flags(sub: str) -> flags.FlagValues:
     flags.DEFINE_string('manual_dir', None, 'folder holding the official files', flag_values=fv)
     flags.DEFINE_string('data_dir', None, data_dir_help, flag_values=fv)
     flags.DEFINE_bool('overwrite', False, 'rebuild an existing dataset', flag_values=fv)
+    flags.DEFINE_bool(
+      'strict', False, 'refuse input names outside the protocol (h36m)', flag_values=fv
+    )
   elif sub == 'list':
     flags.DEFINE_string('data_dir', None, data_dir_help, flag_values=fv)
   elif sub == 'bench':
@@ -157,6 +172,26 @@ def make_flags(sub: str) -> flags.FlagValues:
     flags.DEFINE_float('broad_std_px', 20.0, 'std of the broad component, pixels', flag_values=fv)
     flags.DEFINE_float('swap_prob', 0.5, 'left/right swap probability', flag_values=fv)
   return fv
+
+
+def _describe_datasets(args: list[str], fv: flags.FlagValues) -> str:
+  """`describe` of the dataset named among `args` (the positional, skipping flag values), else
+  the list of datasets."""
+  positional, skip = [], False
+  for a in args:
+    if skip:  # the value of the flag before
+      skip = False
+    elif a.startswith('-'):
+      name = a.lstrip('-').split('=', 1)[0]
+      skip = '=' not in a and name in fv and not fv[name].boolean
+    else:
+      positional.append(a)
+  if positional:
+    try:
+      return build_lib.describe(positional[0])
+    except ValueError as e:
+      return str(e)
+  return f'datasets: {", ".join(build_lib.names())} (jaxpose data build <name> --help: its files)'
 
 
 # subcommand: (run, positional argument names, synopsis)
@@ -187,6 +222,10 @@ def main(argv: list[str]) -> int:
     return common.error('jaxpose data', f'unknown subcommand {sub!r}; valid: {", ".join(_SUBS)}')
   run, names, synopsis = _SUBS[sub]
   fv = make_flags(sub)
+  if sub == 'build' and any(a in ('-h', '--help', '--helpfull') for a in argv[1:]):
+    print(common.usage(fv, synopsis) + '\n')
+    print(_describe_datasets(argv[1:], fv))
+    return 0
   rest = common.parse(fv, [f'jaxpose data {sub}', *argv[1:]], synopsis)[1:]
   if len(rest) != len(names):
     want = ' '.join(f'<{n}>' for n in names) or 'no positional arguments'

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import sys
 import time
 from collections.abc import Sequence
 
@@ -78,7 +79,18 @@ def main(argv: Sequence[str]) -> int:
     f'(batch {config.data.batch_size}, T={config.data.frames}) in {args.workdir}',
     flush=True,
   )
-  res = loop.run(config, args.workdir)
+  from jaxpose.train import preemption
+  from jaxpose.train.integrity import CheckpointIntegrityError
+  from jaxpose.train.workdir import WorkdirError
+
+  try:
+    res = loop.run(config, args.workdir)
+  except preemption.Preempted as e:
+    print(e, file=sys.stderr)
+    return preemption.EXIT_CODE
+  except (WorkdirError, CheckpointIntegrityError) as e:
+    print(f'jaxpose main: {e}', file=sys.stderr)
+    return 1
   workdir = pathlib.Path(args.workdir)
   rows = writers.read_jsonl(workdir / 'metrics.jsonl')
   ex = res['example']

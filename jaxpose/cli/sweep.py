@@ -26,7 +26,7 @@ from typing import Any
 from absl import flags
 from ml_collections import config_flags
 
-from jaxpose.cli import common
+from jaxpose.cli import common, config_args
 from jaxpose.cli import train as train_cli
 
 
@@ -101,12 +101,23 @@ def commands(config_arg: str, workdir: str, runs: list[dict[str, Any]]) -> list[
 def main(argv: Sequence[str]) -> int:
   """`jaxpose sweep`; argv[0] is the command."""
   argv = list(argv)
+  if any(a in ('-h', '--help', '--helpfull') for a in argv[1:]):
+    print(common.usage(make_flags(argv), __doc__) + '\n\n' + config_args.help_text(argv))
+    return 0
+  try:
+    argv, open_items = config_args.split_open(argv)
+  except config_args.ConfigArgError as e:
+    raise SystemExit(f'jaxpose sweep: {e}') from None
   fv = make_flags(argv)
-  common.parse(fv, argv, __doc__)  # validates --config and the extra overrides on it
+  try:
+    fv(argv)  # validates --config and the extra overrides on it
+  except (flags.Error, KeyError, AttributeError) as e:
+    raise SystemExit(f'jaxpose sweep: {config_args.explain(argv) or e}') from None
   if fv['config'].value is None or not fv.workdir:
     raise SystemExit('jaxpose sweep: --config and --workdir are required')
   config_arg = config_flags.get_config_filename(fv['config'])  # 'path[:arg]'
   extra = config_flags.get_override_values(fv['config'])  # {dotted.key: value}
+  extra.update({f'{block}.kwargs.{name}': text for block, name, text in open_items})
   runs = expand(config_arg, extra)
   cmds = commands(config_arg, fv.workdir, runs)
   if fv.print_only:

@@ -26,6 +26,11 @@ class NotBuiltError(FileNotFoundError):
   """The dataset (config) has not been built in data_dir; the message has the build command."""
 
 
+class DataWarning(UserWarning):
+  """Input files a builder accepts but that hold something outside its protocol (e.g. an h36m
+  subject in no split); `jaxpose data build --strict` makes these errors."""
+
+
 def default_data_dir() -> str:
   """$JAXPOSE_DATA_DIR, else ~/jaxpose_datasets."""
   return os.environ.get(ENV_DATA_DIR) or str(pathlib.Path.home() / 'jaxpose_datasets')
@@ -89,11 +94,34 @@ def _quiet_absl():
     logging.set_verbosity(level)
 
 
-def get_builder(name: str, config: str | None = None, data_dir: str | None = None):
-  """The TFDS builder of name/config over data_dir."""
+def get_builder(name: str, config: str | None = None, data_dir: str | None = None, **kwargs):
+  """The TFDS builder of name/config over data_dir (`kwargs`: builder options, e.g. strict)."""
   tfds = _tfds()
   with _quiet_absl():
-    return tfds.builder(dataset_ref(name, config), data_dir=resolve_data_dir(data_dir))
+    return tfds.builder(dataset_ref(name, config), data_dir=resolve_data_dir(data_dir), **kwargs)
+
+
+def describe(name: str) -> str:
+  """What `jaxpose data build <name>` needs: its configs and which files go in --manual_dir."""
+  import textwrap
+
+  cls = builder_class(name)
+  cfgs = {c.name: c.description for c in cls.BUILDER_CONFIGS}
+  lines = [f'dataset {name} (version {cls.VERSION}); configs (--config, first = default):']
+  lines += [f'  {c:<24} {cfgs.get(c) or ""}'.rstrip() for c in config_names(name)]
+  if cls.NEEDS_MANUAL_DIR:
+    lines += [
+      'files (--manual_dir):',
+      textwrap.indent(textwrap.dedent(cls.MANUAL_DOWNLOAD_INSTRUCTIONS).strip(), '  '),
+    ]
+  else:
+    lines.append('files: none (--manual_dir is not needed; the sources ship with jaxpose)')
+  if getattr(cls, 'SUPPORTS_STRICT', False):
+    lines.append('--strict: refuse names outside the protocol (default: warn and go on)')
+  lines.append(
+    f'output: <data_dir>/{name}/<config>/{cls.VERSION}/ (array_record shards + dataset_info.json)'
+  )
+  return '\n'.join(lines)
 
 
 def build_command(name: str, config: str | None = None, data_dir: str | None = None) -> str:
@@ -124,6 +152,7 @@ def build(
   manual_dir: str | os.PathLike | None = None,
   data_dir: str | os.PathLike | None = None,
   overwrite: bool = False,
+  strict: bool = False,
 ) -> pathlib.Path:
   """Builds name/config (config 'all': every config) into data_dir.
 
@@ -133,6 +162,8 @@ def build(
     manual_dir: folder with the official files (not needed for deepmimic, deepmimic_smpl).
     data_dir: output root ('' / None -> $JAXPOSE_DATA_DIR or ~/jaxpose_datasets).
     overwrite: rebuild even if a complete build exists.
+    strict: refuse input names outside the protocol instead of warning (`DataWarning`); only
+      builders with SUPPORTS_STRICT (h36m) take it.
 
   Returns:
     The version directory of the (last) built config.
@@ -143,9 +174,12 @@ def build(
   """
   tfds = _tfds()
   if config == 'all':
-    paths = [build(name, c, manual_dir, data_dir, overwrite) for c in config_names(name)]
+    paths = [build(name, c, manual_dir, data_dir, overwrite, strict) for c in config_names(name)]
     return paths[-1]
   cls = builder_class(name)
+  if strict and not getattr(cls, 'SUPPORTS_STRICT', False):
+    having = [n for n in names() if getattr(builder_class(n), 'SUPPORTS_STRICT', False)]
+    raise ValueError(f'dataset {name!r} has no --strict checks (datasets with them: {having})')
   data_dir = resolve_data_dir(data_dir)
   if cls.NEEDS_MANUAL_DIR:
     if not manual_dir:
@@ -159,7 +193,7 @@ def build(
       )
     if not any(manual_dir.iterdir()):
       raise ManualDirError(f'manual_dir {manual_dir} is empty.\n{cls.MANUAL_DOWNLOAD_INSTRUCTIONS}')
-  b = get_builder(name, config, data_dir)
+  b = get_builder(name, config, data_dir, **({'strict': True} if strict else {}))
   mode = tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
   if overwrite:
     mode = tfds.download.GenerateMode.FORCE_REDOWNLOAD

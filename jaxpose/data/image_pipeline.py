@@ -32,6 +32,10 @@ V > 1 every per-view key (types.IMAGE_PER_VIEW_KEYS) gets a view axis after b, e
   seq_id         (b,) int32             `sequence_table` id of the (first) view's (take, camera);
                                         -1 on eval padding rows
   view_id        (b,) or (b, V) int32   camera index within the record (extra key)
+  body_rotmat    (b, 24, 3, 3) float32  datasets with per-view bodies (deepmimic_smpl_render):
+  body_betas     (b, 10) float32        local rotations (joint 0 in the camera frame), shape,
+  body_transl    (b, 3) float32         camera-frame transl (metres), in the frame of pose3d_cam
+  has_smpl       (b,) bool              (mirrored with a flip; `view_body`)
 
 Training: one example per synchronised frame. Single view (V = 1): one view drawn uniformly per
 example. Multi-view (V = data.image.views): V views of the same frame; for V = 2 on the four H36M
@@ -64,7 +68,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxpose.data import build, images, pipeline, sources
+from jaxpose.data import bodies, build, images, pipeline, sources
 from jaxpose.geometry import skeleton
 
 Example = dict[str, Any]
@@ -392,6 +396,8 @@ def process_view(
     cam_t=t.astype(np.float32),
     view_id=np.int32(view),
   )
+  if 'body_rotmat' in rec:
+    out.update(view_body(rec, view, flip))
   names = store.metadata.get('part_names')
   if spec.part_labels and names and len(rec['part_masks'][view]):
     mask = images.decode_mask(rec['part_masks'][view], f'{what} part mask')
@@ -402,6 +408,29 @@ def process_view(
       lab = np.where(occ, 0, lab).astype(np.uint8)
     out['part_label_u8'] = lab
   return out
+
+
+def view_body(rec: Example, view: int, flip: bool) -> Example:
+  """The body keys of one view of a record with per-view bodies (`deepmimic_smpl_render`).
+
+  The body stays in the view's camera frame like pose3d_cam (the crop's scale and in-plane
+  rotation live in K_crop); a flip mirrors it with `bodies.flip_rotmat` / `bodies.flip_transl`
+  (exact for a mirror-symmetric model, whose rest root has x = 0), as pose3d_cam is mirrored.
+
+  Returns:
+    {'body_rotmat' (24, 3, 3), 'body_betas' (10,), 'body_transl' (3,) metres float32,
+     'has_smpl' () bool}.
+  """
+  rot = np.asarray(rec['body_rotmat'][view], np.float32)
+  transl = np.asarray(rec['body_transl'][view], np.float32)
+  if flip:
+    rot, transl = bodies.flip_rotmat(rot), bodies.flip_transl(transl)
+  return {
+    'body_rotmat': rot,
+    'body_betas': np.asarray(rec['body_betas'], np.float32),
+    'body_transl': transl,
+    'has_smpl': np.bool_(np.asarray(rec['has_smpl'])[view]),
+  }
 
 
 def _world(rec: Example, spec: ImageSpec, flip: bool) -> np.ndarray:

@@ -32,11 +32,12 @@ Datasets with SMPL-format bodies (deepmimic_smpl, pw3d; `jaxpose.data.bodies`) a
 (flips mirror them too: `bodies.flip_body`).
 
 Training: `grain.MapDataset` over the window index, globally shuffled with the seed (a new order
-every epoch, `EpochShuffle`), repeated forever, sharded by host (`[process_index::process_count]`),
-batched and randomly flipped (data.flip_aug: each row with probability 1/2, seeded per batch
-index). The same seed gives the same batches with any number of workers; the iterator's state is
-the number of batches consumed, so a restored iterator continues with the same batches (also
-after changing data.num_workers).
+every epoch, `EpochShuffle`), repeated forever, split by host (`HostRows`: host p takes the p-th
+contiguous slice of every global batch), batched and randomly flipped (data.flip_aug: each row
+with probability 1/2, seeded per global batch index and row). The same seed gives the same global
+batches, row for row, with any number of workers or processes; the iterator's state is the number
+of batches consumed, so a restored iterator continues with the same batches (also after changing
+data.num_workers).
 Evaluation: the tiling of `windows.eval_windows`, split across hosts batch by batch and padded to
 data.eval_batch_size // process_count rows per host (padding rows: valid = owned = False).
 """
@@ -254,13 +255,21 @@ def prepare_sequence(record: Example, spec: Spec) -> Example:
 
 
 class _BatchFlip:
-  """Picklable `(batch, rng) -> batch` for grain's random_map: mirrors each row with p = 0.5."""
+  """Picklable `(batch index, batch) -> batch` for grain's map_with_index: mirrors each row with
+  p = 0.5. The coin of a window depends on its row in the global batch, not on the host: row r of
+  host p's batch i is row p * b + r of global batch i (`HostRows`), whose coins are drawn from
+  (seed, i). So 1 and N processes flip the same windows of the same global batch."""
 
-  def __init__(self, spec: Spec):
-    self.spec = spec
+  def __init__(self, spec: Spec, seed: int, process_index: int = 0, process_count: int = 1):
+    self.spec, self.seed = spec, int(seed)
+    self.process_index, self.process_count = int(process_index), int(process_count)
 
-  def __call__(self, batch: Example, rng: np.random.Generator) -> Example:
-    sel = rng.random(len(batch['seq_id'])) < 0.5
+  def __call__(self, index: int, batch: Example) -> Example:
+    b = len(batch['seq_id'])
+    coins = np.random.default_rng([self.seed, 0x666C6970, int(index)]).random(
+      b * self.process_count
+    )
+    sel = coins[self.process_index * b : (self.process_index + 1) * b] < 0.5
     if not sel.any():
       return batch
     keys = ('kp2d_norm', 'pose3d_cam', 'pose3d_root', 'cam_intrinsics')
@@ -306,6 +315,33 @@ class EpochShuffle(grain.MapDataset):
     return self._parent[int(self._perm(epoch)[pos])]
 
 
+class HostRows(grain.MapDataset):
+  """This host's rows of every global batch of an (infinite) MapDataset, in batch order.
+
+  Element k is row r = k % b of global batch i = k // b on host p, i.e. `parent[i * b * n + p * b
+  + r]` (b rows per host, n hosts). Batched by b, host p holds the p-th contiguous slice of each
+  global batch, so the global array `make_array_from_process_local_data` assembles (hosts in
+  process order) is exactly the one-process batch, row for row (dropout masks and other per-row
+  randomness then match too).
+  """
+
+  def __init__(self, parent: grain.MapDataset, rows: int, process_index: int, process_count: int):
+    super().__init__(parent)
+    self._b, self._p, self._n = int(rows), int(process_index), int(process_count)
+
+  def __len__(self) -> int:
+    return len(self._parent) // self._n
+
+  def __str__(self) -> str:
+    return f'HostRows(rows={self._b}, process={self._p}/{self._n})'
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    i, r = divmod(int(index), self._b)
+    return self._parent[(i * self._n + self._p) * self._b + r]
+
+
 def _per_host(global_batch: int, process_count: int, what: str) -> int:
   if global_batch % process_count:
     raise ValueError(
@@ -338,9 +374,9 @@ def train_dataset(data_cfg: Any, *, seed: int, process_index: int = 0, process_c
   b = _per_host(int(_get(data_cfg, 'batch_size')), process_count, 'batch_size')
   src = WindowSource(store, index, spec, eval_mode=False)
   ds = EpochShuffle(grain.MapDataset.source(src).seed(int(seed)), int(seed))
-  ds = ds[process_index::process_count].batch(b, drop_remainder=True)
-  if spec.flip_aug:
-    ds = ds.random_map(_BatchFlip(spec))  # seeded per batch index: worker-count independent
+  ds = HostRows(ds, b, process_index, process_count).batch(b, drop_remainder=True)
+  if spec.flip_aug:  # seeded per global batch index: worker- and process-count independent
+    ds = ds.map_with_index(_BatchFlip(spec, seed, process_index, process_count))
   return ds
 
 

@@ -85,7 +85,11 @@ def evaluate(
       break
     out = eval_step(variables, sharding.shard_batch(batch, mesh))
     if not errs:
-      names = [k for k, v in out.items() if k != 'pred' and v.shape == batch['valid'].shape]
+      # (B, T_out) outputs; B is the global batch, `batch` holds this process's rows only.
+      t_out = batch['valid'].shape[1:]
+      names = [
+        k for k, v in out.items() if k != 'pred' and len(v.shape) == 2 and v.shape[1:] == t_out
+      ]
       errs = {n: {r['seq_id']: np.full(r['num_frames'], np.nan) for r in table} for n in names}
     # Everything goes through _to_host: with several processes `out` spans hosts and np.asarray
     # on it raises; the example batch is gathered with the rest.

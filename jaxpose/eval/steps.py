@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import ml_collections as mlc
 
 from jaxpose import metrics
@@ -20,7 +21,8 @@ def make_eval_step(model, method: Method, config: mlc.ConfigDict) -> Callable:
   Errors are per frame, in millimetres, root-relative (the prediction's root is moved to the
   origin, as the MotionAGFormer/MotionBERT evaluators do). `scale_2_5d` undoes MotionBERT's 2.5D
   normalisation (1.0 for metric datasets). Single-output-frame models are scored on the window's
-  centre frame.
+  centre frame. Image batches (`jaxpose.data.image_pipeline`: pose3d_cam (B, J, 3) metres, no
+  scale_2_5d) are one frame per row: the method's `predict_batch` returns (B, 1, J, 3).
   """
   root = skel.get(config.data.skeleton).root
   pck_joints = (
@@ -31,7 +33,10 @@ def make_eval_step(model, method: Method, config: mlc.ConfigDict) -> Callable:
   def eval_step(variables, batch):
     # predict on kp2d_norm, or a method's own use of the batch (UAO: camera and root)
     pred = method.predict_batch(model, variables, batch, config)
-    gt, scale = batch['pose3d_cam'], batch['scale_2_5d']
+    gt = batch['pose3d_cam']
+    if gt.ndim == 3:  # image batches (B, J, 3): one frame per row, T_out = 1, metres
+      gt = gt[:, None]
+    scale = batch['scale_2_5d'] if 'scale_2_5d' in batch else jnp.ones(gt.shape[:2], gt.dtype)
     if pred.shape[1] != gt.shape[1]:  # seq2frame: the centre frame of the window
       c = gt.shape[1] // 2
       gt, scale = gt[:, c : c + 1], scale[:, c : c + 1]

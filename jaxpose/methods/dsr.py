@@ -5,8 +5,17 @@ from Images using Differentiable Semantic Rendering", ICCV 2021, arXiv:2110.0348
 github.com/saidwivedi/DSR at 7d55d173192a44ec567864befd2fb20e993098eb: `dsr/losses/losses.py`,
 `dsr/semantic_rendering/{data_utils,loss,constants}.py`, `dsr/dataset/base_dataset.py`;
 research/dsr.md §3). The network is `jaxpose.models.dsr`, the renderer `jaxpose.render`, the body
-model `jaxpose.body`; the trainer hooks (`loss_fn`, `predict`, `METHOD`) come with the training
-work. Written from the spec; no code copied (the official licence is non-commercial).
+model `jaxpose.body`. Written from the spec; no code copied (the official licence is
+non-commercial).
+
+Training (`METHOD`, the default trainer; configs/dsr.py): `loss_fn` on image batches with body keys
+(`jaxpose.data.image_pipeline` over `deepmimic_smpl_render`), settings `DEFAULTS` in
+`config.method.kwargs` (every weight 0 turns its term off; dsr_mc = dsr_c = 0 is SPIN without the
+semantic render). The part labels of the data are dressed as Graphonomy labels (`PART_TO_GRPH`),
+prepared on device (`device_labels`, equal to `prepare_labels`), and compared with one soft render
+of the predicted body with the 9 semantic textures (`semantic_terms`). Evaluation: `predict_batch`
+(H36M-17 regressed from the mesh, rotated back from the crop camera, `crop_rotation`) for MPJPE and
+PA-MPJPE, `eval_metrics` for PVE and PA-PVE (mm).
 
 Body losses (per sample first, `(B,)`; the official batch value is the mean over the samples that
 have the annotation, `masked_mean`):
@@ -67,15 +76,21 @@ entropy divides by max(sum w_y, tiny) and then zeroes the non-finite case, with 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import ml_collections as mlc
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxpose.data.images import imagenet_normalize
 from jaxpose.geometry import spin
+from jaxpose.methods import _kwargs
+from jaxpose.methods.base import Method
+from jaxpose.metrics import mesh as metrics_mesh
 
 # ------------------------------------------------------------------------------------------------
 # label tables (dsr/semantic_rendering/constants.py)
@@ -596,3 +611,420 @@ def dsr_losses(
 def stack_labels(samples: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """Stacks per-sample `prepare_labels` outputs into batch arrays (B, ...)."""
   return {k: np.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+# ------------------------------------------------------------------------------------------------
+# training in the default trainer (METHOD)
+
+# Settings (`config.method.kwargs`): see the section docstring of `loss_fn`.
+DEFAULTS = dict(
+  body='small',  # 'small' | 'full' (jaxpose.body.synthetic) or a path to an SMPL .pkl / .npz
+  regressor_h36m='',  # (17, V) .npy for a real SMPL body ('' = the synthetic body's own)
+  prior='',  # semantic_prior.npy ('' = from the body's part segmentation, `parts_prior`)
+  prior_smoothing=0.05,  # parts_prior: (1 - e) one-hot + e / 20
+  keypoint=5.0,  # 2D reprojection, normalised crop coordinates
+  keypoint_3d=5.0,  # 3D joints, pelvis-centred, metres
+  pose=1.0,  # SMPL rotations (has_smpl)
+  betas=0.001,  # SMPL betas (has_smpl)
+  vertices=0.0,  # L1 on model-frame vertices (has_smpl)
+  cam=1.0,  # exp(-10 s)^2
+  betas_prior=0.0,  # mean(betas^2): a Gaussian shape prior (not in DSR's config)
+  dsr_mc=0.1,  # DSR-MC (0 turns it off)
+  dsr_c=0.1,  # DSR-C (0 turns it off)
+  loss_weight=60.0,
+  mc_loss='nIOU',  # 'nIOU' | 'DistM' (DistM needs the host distance map: not in the trainer)
+  niou='rowwise',  # 'rowwise' (official) | 'image'
+  sigma=1e-5,
+  gamma=0.1,
+  tile_size=8,
+  max_faces_per_tile=0,  # 0 = every face (exact)
+)
+# The body parts of `jaxpose.body.parts` dressed as Graphonomy labels: a short-sleeved shirt
+# (torso, upper arms), trousers (thighs), bare forearms and hands, bare shins, shoes, a face.
+PART_TO_GRPH = {
+  'background': 'background',
+  'head': 'face',
+  'torso': 'upperclothes',
+  'left_upper_arm': 'upperclothes',
+  'right_upper_arm': 'upperclothes',
+  'left_lower_arm': 'leftArm',
+  'right_lower_arm': 'rightArm',
+  'left_hand': 'leftArm',
+  'right_hand': 'rightArm',
+  'left_upper_leg': 'pants',
+  'right_upper_leg': 'pants',
+  'left_lower_leg': 'leftLeg',
+  'right_lower_leg': 'rightLeg',
+  'left_foot': 'leftShoe',
+  'right_foot': 'rightShoe',
+}
+OFFICIAL_CROP = 224  # px: the crop DSR's pixel thresholds (60 px, 30 px margin) are written for
+
+
+def _settings(config: mlc.ConfigDict) -> dict:
+  s = _kwargs.settings(config, DEFAULTS, 'dsr')
+  if s['mc_loss'] != 'nIOU':
+    raise ValueError(
+      f"method.kwargs.mc_loss={s['mc_loss']!r}: the trainer supports 'nIOU' only (DistM needs "
+      'the per-sample distance transform, `prepare_labels`, on the host)'
+    )
+  if s['niou'] not in NIOU_MODES:
+    raise ValueError(f'method.kwargs.niou must be one of {NIOU_MODES}; got {s["niou"]!r}')
+  return s
+
+
+def part_label_lut(part_names: Sequence[str]) -> np.ndarray:
+  """(P,) int32: a dataset's part label -> Graphonomy label id (`PART_TO_GRPH`; unknown -> 0)."""
+  return np.array(
+    [GRPH_LABELS.index(PART_TO_GRPH.get(n, 'background')) for n in part_names], np.int32
+  )
+
+
+def parts_prior(face_parts: np.ndarray, smoothing: float = 0.05) -> np.ndarray:
+  """A semantic prior from a body's part segmentation: (F,) `jaxpose.body.parts` labels ->
+  (F, 20) float32 rows (1 - smoothing) one-hot(PART_TO_GRPH) + smoothing / 20."""
+  from jaxpose.body import parts
+
+  grph = part_label_lut(parts.PARTS)[np.asarray(face_parts)]
+  out = np.full((len(grph), len(GRPH_LABELS)), smoothing / len(GRPH_LABELS), np.float32)
+  out[np.arange(len(grph)), grph] += 1.0 - smoothing
+  return out
+
+
+@functools.lru_cache(maxsize=4)
+def body_assets(body: str, regressor_h36m: str, prior: str, prior_smoothing: float) -> dict:
+  """The body model, its H36M-17 regressor (17, V), faces (F, 3) and semantic prior (F, 20).
+
+  `body` 'small' / 'full' is the synthetic model (its regressor and `parts_prior`); anything else
+  is a real SMPL file (`jaxpose.body.load_model`), which needs `regressor_h36m` and `prior`.
+  """
+  with jax.ensure_compile_time_eval():  # cached across traces: concrete arrays only
+    return _body_assets(body, regressor_h36m, prior, prior_smoothing)
+
+
+def _body_assets(body: str, regressor_h36m: str, prior: str, prior_smoothing: float) -> dict:
+  from jaxpose import body as body_lib
+  from jaxpose.body import parts
+
+  if body in ('small', 'full'):
+    model = body_lib.synthetic_model(body)
+    reg = body_lib.synthetic_joint_regressors(body).h36m
+  else:
+    if not (regressor_h36m and prior):
+      raise ValueError(
+        f'method.kwargs.body={body!r} (a real body file) needs regressor_h36m and prior paths'
+      )
+    model = body_lib.load_model(body)
+    reg = jnp.asarray(np.load(regressor_h36m), jnp.float32)
+  faces = np.asarray(model.faces)
+  if prior:
+    pri = load_semantic_prior(prior, len(faces))
+  else:
+    fp = parts.face_parts(np.asarray(model.weights), faces)
+    pri = parts_prior(fp, prior_smoothing)
+  return {'model': model, 'h36m': reg, 'faces': faces, 'prior': pri}
+
+
+def _assets(s: dict) -> dict:
+  return body_assets(s['body'], s['regressor_h36m'], s['prior'], float(s['prior_smoothing']))
+
+
+def crop_rotation(K_crop: jax.Array) -> jax.Array:
+  """(B, 3, 3) crop intrinsics -> (B, 3, 3) the in-plane rotation R_z of the crop.
+
+  An augmented crop rotates the image about the optical axis: K_crop ~ K_ideal R_z with K_ideal
+  upper triangular. R_z's 2D block is the rotation closest to K_crop's top-left 2x2 block
+  (atan2 of its antisymmetric and symmetric parts; exact for square pixels). The crop camera sees
+  a camera-frame point X at R_z X, which is the frame the regressor predicts in (SPIN rotates its
+  3D targets and global orientation the same way). Flipped samples (mirrored 3D, K_crop with the
+  mirror on both sides) have a proper rotation too.
+  """
+  a = K_crop[:, :2, :2]
+  theta = jnp.arctan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1])
+  c, s = jnp.cos(theta), jnp.sin(theta)
+  zero, one = jnp.zeros_like(c), jnp.ones_like(c)
+  return jnp.stack(
+    [jnp.stack([c, -s, zero], -1), jnp.stack([s, c, zero], -1), jnp.stack([zero, zero, one], -1)],
+    axis=-2,
+  )
+
+
+def device_labels(
+  grph: jax.Array,
+  kp2d_px: jax.Array,
+  conf: jax.Array,
+  prior: jax.Array,
+  *,
+  min_pixels: float = MIN_LABEL_PIXELS,
+  margin: float = KEYPOINT_MARGIN_PX,
+) -> dict[str, jax.Array]:
+  """`prepare_labels` on device for a batch (without the distance map, which only 'DistM' reads).
+
+  Args:
+    grph: (B, H, W) int Graphonomy labels of the crops.
+    kp2d_px: (B, J, 2) keypoints in crop pixels; conf: (B, J).
+    prior: (F, 20) semantic prior.
+    min_pixels: a label counts with more than this many pixels (60 at 224 px).
+    margin: px around the keypoint box (30 at 224 px).
+
+  Returns:
+    'dsr_mc_mask' (B, H, W) float32, 'dsr_mc_valid' (B, 5) bool, 'dsr_c_label' (B, H, W) int32,
+    'dsr_c_weight' (B, 8) float32, 'dsr_texture_mc' (B, F) float32 (as `prepare_labels`).
+  """
+  b, h, w = grph.shape
+  keep = conf > KEYPOINT_MIN_CONF
+  big = jnp.asarray(1e9, kp2d_px.dtype)
+  lo = jnp.min(jnp.where(keep[..., None], kp2d_px, big), axis=1) - margin
+  hi = jnp.max(jnp.where(keep[..., None], kp2d_px, -big), axis=1) + margin
+  x0, y0 = jnp.floor(jnp.maximum(lo[:, 0], 0)), jnp.floor(jnp.maximum(lo[:, 1], 0))
+  x1, y1 = jnp.floor(jnp.minimum(hi[:, 0], h)), jnp.floor(jnp.minimum(hi[:, 1], w))  # quirk
+  ys, xs = jnp.arange(h)[None, :, None], jnp.arange(w)[None, None, :]
+  inside = (ys >= y0[:, None, None]) & (ys < y1[:, None, None])
+  inside &= (xs >= x0[:, None, None]) & (xs < x1[:, None, None])
+  inside |= ~jnp.any(keep, axis=1)[:, None, None]
+  lab = jnp.where(inside, grph, 0)
+  mc_ids = jnp.asarray(DSR_MC_IDS)
+  counts = jnp.sum(lab[..., None] == mc_ids, axis=(1, 2))  # (B, 5)
+  valid = counts > min_pixels
+  mask = jnp.any((lab[..., None] == mc_ids) & valid[:, None, None, :], axis=-1)
+  merge = np.zeros(len(GRPH_LABELS), np.int32)
+  for c, ids in enumerate(DSR_C_MERGE):
+    merge[list(ids)] = c
+  known = lab >= 0
+  c_label = jnp.where(known, jnp.asarray(merge)[jnp.where(known, lab, 0)], 0)
+  onehot = (c_label[..., None] == jnp.arange(NUM_C)) & known[..., None]
+  c_counts = jnp.sum(onehot, axis=(1, 2)).astype(jnp.float32)  # (B, 8)
+  kept = c_counts >= min_pixels
+  n_min = jnp.min(jnp.where(kept, c_counts, jnp.inf), axis=1, keepdims=True)
+  weight = jnp.where(
+    (c_counts > min_pixels) & jnp.any(kept, axis=1, keepdims=True),
+    n_min / jnp.maximum(c_counts, 1.0),
+    0.0,
+  )
+  texture = valid.astype(prior.dtype) @ prior[:, mc_ids].T  # (B, F)
+  return {
+    'dsr_mc_mask': mask.astype(jnp.float32),
+    'dsr_mc_valid': valid,
+    'dsr_c_label': c_label.astype(jnp.int32),
+    'dsr_c_weight': weight.astype(jnp.float32),
+    'dsr_texture_mc': texture,
+  }
+
+
+def _apply(model, variables, images, *, train: bool, rng=None):
+  x = imagenet_normalize(images)
+  if not train:
+    return model.apply(variables, x, train=False), None
+  mutable = [k for k in variables if k != 'params']
+  return model.apply(variables, x, train=True, rngs={'dropout': rng}, mutable=mutable)
+
+
+def _crop_size(config: mlc.ConfigDict) -> int:
+  return int(config.data.image.size)
+
+
+def crop_projection(focal_length: float, cam_t: jax.Array, size: int) -> jax.Array:
+  """(B, 3, 4) SoftRas projection matrices of the regressor's crop camera.
+
+  K = [[f, 0, S/2], [0, f, S/2], [0, 0, 1]] with the predicted `cam_t` (metres), pixel centres on
+  integers like the crops' label maps (`camera.projection_matrix(pixel_center=0)`); DSR's own
+  `dsr_projection_matrix` is the same with SoftRas' half-pixel centres.
+  """
+  from jaxpose.render import camera
+
+  f = focal_length
+  K = jnp.array([[f, 0.0, size / 2.0], [0.0, f, size / 2.0], [0.0, 0.0, 1.0]], cam_t.dtype)
+  K = jnp.broadcast_to(K, (cam_t.shape[0], 3, 3))
+  return camera.projection_matrix(K, size, t=cam_t, pixel_center=0.0)
+
+
+def dataset_part_lut(config: mlc.ConfigDict) -> np.ndarray:
+  """`part_label_lut` of the configured dataset's `part_names` metadata (default: the
+  `jaxpose.body.parts` table, which both embedded image datasets use)."""
+  from jaxpose.body import parts
+  from jaxpose.data import image_pipeline
+
+  names = parts.PARTS
+  try:
+    store = image_pipeline.get_store(config.data, config.data.train_split)
+    names = tuple(store.metadata.get('part_names') or names)
+  except Exception:  # noqa: BLE001  (not built yet, or a dataset without part labels)
+    pass
+  return part_label_lut(names)
+
+
+def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
+  """DSR's training loss on an image batch (`jaxpose.data.image_pipeline`, with body keys).
+
+  Terms (per sample, then the batch mean; SMPL terms over `has_smpl`), weighted by
+  `method.kwargs` and multiplied by `loss_weight` (60):
+    keypoints     mean over joints of vis * (p - g)^2, kp2d_norm = 2 kp2d_px / S - 1, p the
+                  predicted H36M-17 projected with the model's focal length and cam_t
+    keypoints_3d  mean (p - g)^2 of the pelvis-centred H36M-17, metres, in the crop camera frame
+                  (`crop_rotation`)
+    regr_pose     MSE of the 24 rotations (global orientation in the crop camera frame)
+    regr_betas    MSE of betas;  shape  L1 of the model-frame vertices;  cam  exp(-10 s)^2
+    betas_prior   mean(betas^2)
+    dsr_mc, dsr_c the semantic losses on a soft render of the predicted body (`semantic_render`,
+                  textures from the prior, labels by `device_labels` from `part_label_u8`
+                  through `part_label_lut`); a term with weight 0 is not computed (no render
+                  when both are 0).
+  Deviations from the official DSR: the data's joints are H36M-17 regressed from the mesh (no
+  SPIN-49 / 24 GT joints, so the 2D and 3D keypoint terms use those 17); the pixel thresholds
+  scale with the crop (60 (S/224)^2 px, margin 30 S/224 px); the DSR terms are on from the
+  first step (the official starts them after epoch 2; the default trainer does not pass the step
+  to losses, so fine-tune from a checkpoint trained without them for the official schedule).
+  """
+  s = _settings(config)
+  assets = _assets(s)
+  size = _crop_size(config)
+  variables = {'params': params, **model_state}
+  out, new_state = _apply(model, variables, batch['image_u8'], train=True, rng=rng)
+  new_state = new_state or {}
+  rz = crop_rotation(batch['K_crop'])
+  body = body_forward(assets, out['body_rotmat'], out['body_betas'])
+  verts = body.vertices
+  j17 = jnp.einsum('kv,bvc->bkc', assets['h36m'], verts)
+  kp_pred = spin.project_points(j17, out['cam_t'], model.focal_length, size)
+  kp_gt = 2.0 * batch['kp2d_px'] / size - 1.0
+  vis = batch['kp2d_vis'][..., None]
+  gt3d = jnp.einsum('bij,bkj->bki', rz, batch['pose3d_cam'])
+  pred3d = j17 - j17[:, :1]
+  has_smpl = batch['has_smpl'].astype(jnp.float32)
+  gt_rot = batch['body_rotmat'].at[:, 0].set(rz @ batch['body_rotmat'][:, 0])
+  terms = {
+    'keypoints': jnp.mean(vis * (kp_pred - kp_gt) ** 2, axis=(1, 2)),
+    'keypoints_3d': jnp.mean((pred3d - gt3d) ** 2, axis=(1, 2)),
+    'regr_pose': jnp.mean((out['body_rotmat'] - gt_rot) ** 2, axis=(1, 2, 3)) * has_smpl,
+    'regr_betas': smpl_betas_loss(out['body_betas'], batch['body_betas']) * has_smpl,
+    'cam': camera_loss(out['cam_weak']),
+    'betas_prior': jnp.mean(out['body_betas'] ** 2, axis=1),
+  }
+  weights = {
+    'keypoints': s['keypoint'],
+    'keypoints_3d': s['keypoint_3d'],
+    'regr_pose': s['pose'],
+    'regr_betas': s['betas'],
+    'cam': s['cam'],
+    'betas_prior': s['betas_prior'],
+  }
+  n_smpl = jnp.maximum(jnp.sum(has_smpl), 1.0)
+  scalars = {
+    k: (jnp.sum(v) / n_smpl if k in ('regr_pose', 'regr_betas') else jnp.mean(v))
+    for k, v in terms.items()
+  }
+  if s['vertices']:
+    gt_verts = body_forward(assets, gt_rot, batch['body_betas']).vertices
+    scalars['shape'] = jnp.sum(vertex_loss(verts, gt_verts) * has_smpl) / n_smpl
+    weights['shape'] = s['vertices']
+  if s['dsr_mc'] or s['dsr_c']:
+    lut = dataset_part_lut(config)
+    sem = semantic_terms(model, out, verts, batch, assets, lut, s, size)
+    scalars.update(sem)
+    weights.update(dsr_mc=s['dsr_mc'], dsr_c=s['dsr_c'])
+  loss = s['loss_weight'] * sum(weights[k] * scalars[k] for k in weights)
+  scalars = {'loss': loss, **{f'loss/{k}': v for k, v in scalars.items()}}
+  return loss, (scalars, new_state)
+
+
+def body_forward(assets: dict, rotmat: jax.Array, betas: jax.Array):
+  """The body model (`jaxpose.body.forward`) without translation: model-frame vertices."""
+  from jaxpose import body as body_lib
+
+  return body_lib.forward(assets['model'], rotmat, betas)
+
+
+def semantic_terms(
+  model, out, verts, batch, assets, lut: np.ndarray, s: dict, size: int
+) -> dict[str, jax.Array]:
+  """{'dsr_mc', 'dsr_c'} batch means (`dsr_losses`) of the predicted bodies' semantic render.
+
+  One soft render with the 9 semantic textures as channels (`semantic_face_colors`) of the
+  model-frame vertices through `crop_projection`; labels from `part_label_u8` through `lut`.
+  """
+  from jaxpose.render import camera, soft
+
+  scale = size / OFFICIAL_CROP
+  prior = jnp.asarray(assets['prior'])
+  grph = jnp.asarray(lut)[batch['part_label_u8'].astype(jnp.int32)]
+  labels = device_labels(
+    grph,
+    batch['kp2d_px'],
+    batch['kp2d_vis'],
+    prior,
+    min_pixels=MIN_LABEL_PIXELS * scale**2,
+    margin=KEYPOINT_MARGIN_PX * scale,
+  )
+  colors = semantic_face_colors(labels['dsr_texture_mc'], c_textures(assets['prior']))
+  screen = camera.project(verts, crop_projection(model.focal_length, out['cam_t'], size), size)
+  rendered = soft.soft_rasterize(
+    screen,
+    assets['faces'],
+    image_size=size,
+    face_colors=colors,
+    sigma=s['sigma'],
+    gamma=s['gamma'],
+    background=0.0,
+    tile_size=s['tile_size'],
+    max_faces_per_tile=s['max_faces_per_tile'] or None,
+  )
+  mc_prob, c_prob = split_semantic_render(rendered.color)
+  res = dsr_losses(mc_prob, c_prob, labels, loss_type=s['mc_loss'], niou=s['niou'])
+  return {'dsr_mc': res['dsr_mc'], 'dsr_c': res['dsr_c']}
+
+
+def _predict_body(model, variables, image_u8: jax.Array, config: mlc.ConfigDict):
+  s = _settings(config)
+  assets = _assets(s)
+  out, _ = _apply(model, variables, image_u8, train=False)
+  verts = body_forward(assets, out['body_rotmat'], out['body_betas']).vertices
+  return out, verts, jnp.einsum('kv,bvc->bkc', assets['h36m'], verts)
+
+
+def predict(model, variables, image_u8: jax.Array, config: mlc.ConfigDict) -> jax.Array:
+  """Image crops (B, S, S, 3) uint8 -> H36M-17 regressed from the predicted mesh (B, 1, 17, 3),
+  metres, pelvis-centred, in the crop camera's frame (an image method: the input is the image
+  batch, not 2D keypoints; the evaluation uses `predict_batch`)."""
+  _, _, j17 = _predict_body(model, variables, image_u8, config)
+  return (j17 - j17[:, :1])[:, None]
+
+
+def predict_batch(model, variables, batch, config: mlc.ConfigDict) -> jax.Array:
+  """(B, 1, 17, 3) metres, pelvis-centred, rotated from the crop camera into the camera frame of
+  `pose3d_cam` (`crop_rotation`; the identity for unaugmented evaluation crops)."""
+  pred = predict(model, variables, batch['image_u8'], config)
+  return pred @ crop_rotation(batch['K_crop'])[:, None]  # rows: x_cam = R_z^T x_crop
+
+
+def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, jax.Array]:
+  """{'pve_mm', 'pa_pve_mm'}: (B, 1) mean vertex errors in mm of the predicted mesh against the
+  ground-truth body (`has_smpl` rows; NaN elsewhere, which the evaluator skips), both centred on
+  their regressed H36M pelvis (PVE) or similarity-aligned (PA-PVE). The official DSR PVE compares
+  un-aligned model-frame vertices; in the camera frame the translation must go, so both are
+  pelvis-aligned here (as PMCE and most works)."""
+  assets = _assets(_settings(config))
+  _, verts, j17 = _predict_body(model, variables, batch['image_u8'], config)
+  rz = crop_rotation(batch['K_crop'])
+  pred = (verts - j17[:, :1]) @ rz
+  gt = body_forward(assets, batch['body_rotmat'], batch['body_betas']).vertices
+  gt = gt - jnp.einsum('kv,bvc->bkc', assets['h36m'][:1], gt)
+  ok = batch['has_smpl'].astype(bool)
+  pve = jnp.where(ok, metrics_mesh.mpvpe(pred, gt) * 1000.0, jnp.nan)
+  pa = jnp.where(ok, metrics_mesh.pa_mpvpe(pred, gt) * 1000.0, jnp.nan)
+  return {'pve_mm': pve[:, None], 'pa_pve_mm': pa[:, None]}
+
+
+def init_inputs(config: mlc.ConfigDict, model) -> tuple[jax.Array, ...]:
+  """One zero crop (1, S, S, 3) float32, S = data.image.size."""
+  del model
+  size = _crop_size(config)
+  return (jnp.zeros((1, size, size, 3), jnp.float32),)
+
+
+METHOD = Method(
+  loss_fn=loss_fn,
+  predict=predict,
+  init_inputs=init_inputs,
+  predict_batch=predict_batch,
+  eval_metrics=eval_metrics,
+)

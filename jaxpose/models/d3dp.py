@@ -205,13 +205,16 @@ def _torch_rename(module_path: str) -> str:
   return rest if rest.startswith('time_mlp.') else '.'.join(filter(None, ('lifter', rest)))
 
 
+_SCHEDULE_KEYS = frozenset(cosine_schedule(2))
+
+
 def from_torch(
   state_dict: Mapping[str, np.ndarray],
   *,
   cs: int | None = None,
   dep: int | None = None,
   number_of_frames: int | None = None,
-  timestep: int = 1000,
+  timestep: int | None = None,
   **ignored: Any,
 ):
   """Converts an official `D3DP` state dict (MixSTE2 denoiser + schedule buffers).
@@ -222,8 +225,10 @@ def from_torch(
     cs: embedding width (`-cs`); None reads it off the weights.
     dep: depth (`-dep`); None counts the blocks.
     number_of_frames: T (`-f`); None reads the temporal position embedding.
-    timestep: diffusion steps of the schedule; float64 buffers present in the state dict are
-      checked against `layers.diffusion.cosine_schedule(timestep)` (max abs 1e-12).
+    timestep: diffusion steps of the schedule (`-timestep`); None reads it off the schedule
+      buffers' length (1000, the official default, when the state dict holds none). Float64
+      buffers present in the state dict are checked against
+      `layers.diffusion.cosine_schedule(timestep)` (max abs 1e-12).
     **ignored: the other official arguments (`scale`, `test_time_augmentation`,
       `num_proposals`, `sampling_timesteps`, joints_left/right, `is_train`) are sampler settings
       of `methods.d3dp`, not weights.
@@ -232,9 +237,19 @@ def from_torch(
     (Model, variables).
   """
   del ignored
+  if timestep is None:
+    lengths = {len(np.asarray(v)) for k, v in state_dict.items() if k in _SCHEDULE_KEYS}
+    if len(lengths) > 1:
+      raise ValueError(f'schedule buffers of different lengths {sorted(lengths)}')
+    timestep = lengths.pop() if lengths else 1000
   sched = cosine_schedule(timestep)
   for key, value in state_dict.items():
     if not key.startswith('pose_estimator.') and key in sched:
+      if np.shape(value) != sched[key].shape:
+        raise ValueError(
+          f'schedule buffer {key!r} has shape {np.shape(value)}, timestep={timestep} needs '
+          f'{sched[key].shape}'
+        )
       err = float(np.max(np.abs(np.asarray(value, np.float64) - sched[key])))
       if err > 1e-12:
         raise ValueError(f'schedule buffer {key!r} differs from the cosine schedule by {err:.3e}')

@@ -274,7 +274,13 @@ def _head_variables(
   if have and len(have) != len(BUFFERS):
     raise ValueError(f'state dict has {have} but not all of {BUFFERS}')
   if have:
-    buffers = {k: np.asarray(sd[k], np.float32).reshape(ref['buffers'][k].shape) for k in BUFFERS}
+    buffers = {}
+    for k in BUFFERS:
+      want = tuple(ref['buffers'][k].shape)
+      value = np.asarray(sd[k], np.float32)
+      if value.size != int(np.prod(want)):  # (1, n) official buffers or flat (n,)
+        raise ValueError(f'state dict key {k!r} has shape {value.shape}, expected {want} or (1, n)')
+      buffers[k] = value.reshape(want)
   elif mean is not None:
     buffers = mean_param_buffers(mean)
   else:
@@ -306,8 +312,14 @@ def head_from_torch(
   if 'fc1.weight' not in sd:
     raise ValueError(f'no HMR head: key fc1.weight missing; keys {sorted(sd)[:10]} ...')
   hidden, fan_in = sd['fc1.weight'].shape
+  in_features = int(fan_in) - NPOSE - NUM_BETAS - 3
+  if in_features < 1:
+    raise ValueError(
+      f'state dict key fc1.weight has shape {sd["fc1.weight"].shape}: its input width must be '
+      f'features + {NPOSE} + {NUM_BETAS} + 3 (pose6d, betas, cam), expected > {fan_in - in_features}'
+    )
   head = HMRHead(hidden=int(hidden), n_iter=n_iter)
-  return head, _head_variables(sd, head, int(fan_in) - NPOSE - NUM_BETAS - 3, mean_params)
+  return head, _head_variables(sd, head, in_features, mean_params)
 
 
 def _split_official(state_dict: Mapping[str, Any]) -> tuple[dict, dict]:

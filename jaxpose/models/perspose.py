@@ -339,6 +339,10 @@ def from_torch(
     to the official eval forward.
   """
   sd = {k: np.asarray(v) for k, v in state_dict.items() if not k.startswith('smpl.')}
+  if 'cam_layer.weight' not in sd:
+    raise ValueError(
+      f'perspose.from_torch: key cam_layer.weight missing; keys {sorted(sd)[:8]} ...'
+    )
   cam = sd['cam_layer.weight']
   kw: dict[str, Any] = {'stem_channels': int(cam.shape[0])}
   if 'backbone.stem.weight' in sd:

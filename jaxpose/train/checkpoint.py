@@ -4,20 +4,33 @@ Layout under the workdir:
   ckpt/<step>/{state,data,meta}   the last `train.keep_ckpts` steps (resume reads the latest)
   best/<step>/{state,meta}        the single best step by `train.best_metric` (lower is better)
 Each checkpoint holds the TrainState, the grain iterator state (so a resumed run sees the same
-batches) and the config. Orbax writes into a temporary directory and renames it when complete,
-so a run killed mid-save leaves no checkpoint that a restore would accept.
+batches), the config and an integrity record (`jaxpose.train.integrity`: a CRC-32 per array).
+Orbax writes into a temporary directory and renames it when complete, so a run killed mid-save
+leaves no checkpoint that a restore would accept; the integrity record catches what Orbax does not
+(damaged bytes that still decode). Every restore verifies the record. Resuming falls back to the
+newest kept step that verifies, saying in one line which step it skipped and why, and moves the
+skipped steps to workdir/quarantine/ (so the rerun can write those steps again); `load_params` on
+a workdir falls back the same way without touching it, on a step directory it raises.
 """
 
 from __future__ import annotations
 
 import pathlib
+import sys
+import time
 from typing import Any
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
+from jaxpose.train import integrity
+from jaxpose.train.integrity import CheckpointIntegrityError
 from jaxpose.types import PyTree
+
+__all__ = ['CheckpointIntegrityError', 'Checkpointer', 'abstract_like', 'load_params']
 
 
 class Checkpointer:
@@ -38,6 +51,7 @@ class Checkpointer:
     async_save: bool = True,
   ):
     root = pathlib.Path(workdir).absolute()
+    self.root = root
     self.best_metric = best_metric
     self.latest = ocp.CheckpointManager(
       root / 'ckpt',
@@ -62,9 +76,16 @@ class Checkpointer:
     return self.latest.latest_step()
 
   def save(self, step: int, state: PyTree, data_iter: Any, config: dict[str, Any]) -> None:
-    """Saves `state` (a TrainState), the grain iterator position and `config` (a plain dict,
-    config.to_dict()) as ckpt/<step> (step: optimiser updates done)."""
-    args = {'state': ocp.args.StandardSave(state), 'meta': ocp.args.JsonSave(config)}
+    """Saves `state` (a TrainState), the grain iterator position, `config` (a plain dict,
+    config.to_dict()) and their integrity record as ckpt/<step> (step: optimiser updates done)."""
+    data_crcs = None
+    if data_iter is not None:
+      data_crcs = _per_process(integrity.json_crc(data_iter.get_state()))
+    args = {
+      'state': ocp.args.StandardSave(state),
+      'meta': ocp.args.JsonSave(config),
+      integrity.RECORD_ITEM: ocp.args.JsonSave(integrity.record(state, config, data_crcs)),
+    }
     if data_iter is not None:
       args['data'] = grain.checkpoint.CheckpointSave(data_iter)
     self.latest.save(step, args=ocp.args.Composite(**args))
@@ -73,10 +94,18 @@ class Checkpointer:
     self, step: int, state: PyTree, config: dict[str, Any], metrics: dict[str, float]
   ) -> None:
     """Offers `state` at `step` to best/: kept if metrics[best_metric] (e.g. mpjpe_mm,
-    millimetres) is the lowest seen; `config` is a plain dict."""
+    millimetres) is the lowest seen; `config` is a plain dict. A step best/ already holds (a
+    resumed run reaching it again, with the same weights) is left as it is."""
+    if step in self.best.all_steps():
+      return
+    rec = integrity.record(state, config)
     self.best.save(
       step,
-      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(config)),
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        meta=ocp.args.JsonSave(config),
+        **{integrity.RECORD_ITEM: ocp.args.JsonSave(rec)},
+      ),
       metrics=metrics,
     )
 
@@ -87,7 +116,10 @@ class Checkpointer:
     step: int | None = None,
     which: str = 'latest',
   ) -> PyTree:
-    """Restores onto the shardings carried by `abstract_state` (any device count).
+    """Restores and verifies onto the shardings carried by `abstract_state` (any device count).
+
+    Without `step`, the newest step that restores and verifies is used: each newer one is
+    skipped with one line on stderr (the step and why) and moved to workdir/quarantine/.
 
     Args:
       abstract_state: ShapeDtypeStructs with shardings (`abstract_like`) of the TrainState.
@@ -97,17 +129,79 @@ class Checkpointer:
 
     Returns:
       The TrainState, sharded like `abstract_state`.
+
+    Raises:
+      FileNotFoundError: no checkpoint at all.
+      CheckpointIntegrityError: no candidate step verifies (the message lists each and why).
     """
     mngr = self.latest if which == 'latest' else self.best
-    step = mngr.latest_step() if step is None else step
-    if which == 'best' and step is not None:
-      step = mngr.best_step()
-    if step is None:
+    if step is not None:
+      steps = [step]
+    elif which == 'best':
+      steps = [mngr.best_step()] if mngr.latest_step() is not None else []
+    else:
+      steps = sorted(mngr.all_steps(), reverse=True)
+    if not steps:
       raise FileNotFoundError(f'no {which} checkpoint under {mngr.directory}')
+    failed: list[tuple[int, str]] = []
+    for s in steps:
+      try:
+        state = self._restore_step(mngr, s, abstract_state, data_iter)
+      except CheckpointIntegrityError as e:
+        failed.append((s, str(e)))
+        _say(f'jaxpose: skipping checkpoint {e}')
+        continue
+      if failed:
+        self._quarantine(mngr, [f for f, _ in failed])
+        _say(f'jaxpose: resumed from {pathlib.Path(str(mngr.directory)).name}/{s} instead')
+      return state
+    lines = '\n'.join(f'  {why}' for _, why in failed)
+    raise CheckpointIntegrityError(f'no checkpoint under {mngr.directory} verifies:\n{lines}')
+
+  def _restore_step(self, mngr, step: int, abstract_state: PyTree, data_iter: Any) -> PyTree:
+    """One step, restored and checked against its integrity record (all processes agree)."""
+    step_dir = pathlib.Path(str(mngr.directory)) / str(step)
     args = {'state': ocp.args.StandardRestore(abstract_state)}
     if data_iter is not None:
       args['data'] = grain.checkpoint.CheckpointRestore(data_iter)
-    return mngr.restore(step, args=ocp.args.Composite(**args))['state']
+    err = None
+    try:
+      rec = integrity.read_record(step_dir)
+      integrity.check_json_files(step_dir)
+      state = _unreadable_as_error(
+        step_dir, lambda: mngr.restore(step, args=ocp.args.Composite(**args))
+      )
+      state = state['state']
+      if rec is None:
+        _no_record(step_dir)
+      else:
+        data_state = data_iter.get_state() if data_iter is not None else None
+        integrity.verify(
+          rec, state, step_dir, data_state=data_state, process_index=jax.process_index()
+        )
+    except CheckpointIntegrityError as e:
+      err = e
+    if jax.process_count() > 1:  # one process's failure skips the step on every process
+      bad = multihost_utils.process_allgather(np.int32(err is not None))
+      if err is None and np.any(bad):
+        err = CheckpointIntegrityError(f'{step_dir}: failed to verify on another process')
+    if err is not None:
+      raise err
+    return state
+
+  def _quarantine(self, mngr, steps: list[int]) -> None:
+    """Moves skipped steps out of the manager's directory (process 0; all processes reload)."""
+    if jax.process_index() == 0:
+      dest = self.root / 'quarantine'
+      dest.mkdir(exist_ok=True)
+      stamp = time.strftime('%Y%m%d-%H%M%S')
+      for s in steps:
+        src = pathlib.Path(str(mngr.directory)) / str(s)
+        if src.exists():
+          src.rename(dest / f'{src.parent.name}_{s}_{stamp}')
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices('jaxpose_quarantine')
+    mngr.reload()
 
   def wait(self) -> None:
     """Blocks until every asynchronous save has finished."""
@@ -126,7 +220,7 @@ def abstract_like(state: PyTree, sharding) -> PyTree:
 
 
 def load_params(path: str | pathlib.Path, which: str = 'best') -> dict[str, Any]:
-  """Restores params and model_state of a workdir or checkpoint dir to host numpy (no target).
+  """Restores and verifies params and model_state of a workdir or checkpoint dir to host numpy.
 
   Args:
     path: a workdir (its newest `which` checkpoint, else ckpt/) or a `.../<step>` directory.
@@ -135,22 +229,92 @@ def load_params(path: str | pathlib.Path, which: str = 'best') -> dict[str, Any]
   Returns:
     Variables {'params': ..., other collections (e.g. 'batch_stats')} of numpy arrays, ready for
     `model.apply`.
-  """
-  import numpy as np
 
+  Raises:
+    FileNotFoundError: no checkpoint under `path`.
+    CheckpointIntegrityError: the step directory (or, for a workdir, every step) is unreadable or
+      fails its integrity record; the message names the directory and the leaf.
+  """
   path = pathlib.Path(path).absolute()
   if (path / 'state').exists():
-    step_dir = path
+    return _load_step(path)
+  subs = [which, 'ckpt'] if which == 'best' else ['ckpt']
+  candidates = [
+    path / sub / str(s)
+    for sub in subs
+    for s in sorted(
+      (int(p.name) for p in (path / sub).glob('[0-9]*') if p.name.isdigit()), reverse=True
+    )
+  ]
+  if not candidates:
+    raise FileNotFoundError(f'no checkpoint under {path} (looked in {" and ".join(subs)}/)')
+  failed = []
+  for step_dir in candidates:
+    try:
+      variables = _load_step(step_dir)
+    except CheckpointIntegrityError as e:
+      failed.append(str(e))
+      _say(f'jaxpose: skipping checkpoint {e}')
+      continue
+    if failed:
+      _say(f'jaxpose: loaded {step_dir.parent.name}/{step_dir.name} instead')
+    return variables
+  lines = '\n'.join(f'  {why}' for why in failed)
+  raise CheckpointIntegrityError(f'no checkpoint under {path} verifies:\n{lines}')
+
+
+def _load_step(step_dir: pathlib.Path) -> dict[str, Any]:
+  """One step directory restored to host numpy (no target) and verified."""
+  rec = integrity.read_record(step_dir)
+  integrity.check_json_files(step_dir)
+
+  def restore():
+    ckptr = ocp.PyTreeCheckpointer()
+    meta = ckptr.metadata(step_dir / 'state').item_metadata.tree
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
+    return ckptr.restore(step_dir / 'state', args=ocp.args.PyTreeRestore(restore_args=restore_args))
+
+  tree = _unreadable_as_error(step_dir, restore)
+  if rec is None:
+    _no_record(step_dir)
   else:
-    for sub in [which, 'ckpt'] if which == 'best' else ['ckpt']:
-      steps = sorted(int(p.name) for p in (path / sub).glob('[0-9]*') if p.name.isdigit())
-      if steps:
-        step_dir = path / sub / str(steps[-1])
-        break
-    else:
-      raise FileNotFoundError(f'no checkpoint under {path} (looked in best/ and ckpt/)')
-  ckptr = ocp.PyTreeCheckpointer()
-  meta = ckptr.metadata(step_dir / 'state').item_metadata.tree
-  restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), meta)
-  tree = ckptr.restore(step_dir / 'state', args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    integrity.verify(rec, tree, step_dir)
   return {'params': tree['params'], **(tree.get('model_state') or {})}
+
+
+def _unreadable_as_error(step_dir: pathlib.Path, fn):
+  """`fn()`, with any error of Orbax or TensorStore reading `step_dir` as one that names it.
+
+  (TensorStore's pending reads of a damaged array may still print 'Event loop is closed'
+  tracebacks from their own threads after the error; they are noise.)
+  """
+  try:
+    return fn()
+  except Exception as e:  # noqa: BLE001 - Orbax/TensorStore raise many types on damaged files
+    first = (str(e).strip().splitlines() or [''])[0][:200]
+    raise CheckpointIntegrityError(f'{step_dir}: unreadable ({type(e).__name__}: {first})') from e
+
+
+def _per_process(crc: int) -> list[int]:
+  """Every process's value of `crc`, in process order."""
+  if jax.process_count() == 1:
+    return [crc]
+  gathered = multihost_utils.process_allgather(np.array([crc], np.uint32))
+  return [int(c) for c in np.asarray(gathered).reshape(-1)]
+
+
+_WARNED: set[str] = set()
+
+
+def _no_record(step_dir: pathlib.Path) -> None:
+  if str(step_dir) not in _WARNED:
+    _WARNED.add(str(step_dir))
+    _say(
+      f'jaxpose: {step_dir} has no integrity record (written before jaxpose kept them); not verified'
+    )
+
+
+def _say(line: str) -> None:
+  """One line on stderr, from process 0."""
+  if jax.process_index() == 0:
+    print(line, file=sys.stderr, flush=True)

@@ -1,14 +1,15 @@
 """The default trainer: `run(config, workdir)`.
 
-Data-parallel over every device, resumable (a killed run restarted with the same command continues
-from the last checkpoint, with the same data order and RNG, and ends with the same parameters as
-an uninterrupted run), observable (metrics.jsonl, TensorBoard, tqdm, config.json). Models, methods
-and losses plug in by name; nothing here knows about a particular paper.
+Data-parallel over every device and every process, resumable (a killed run restarted with the
+same command continues from the last checkpoint that verifies, with the same data order and RNG,
+and ends with the same parameters as an uninterrupted run), preemptible (SIGTERM/SIGINT: the
+current step ends, a checkpoint is written, `Preempted` is raised), exclusive (a workdir lock),
+observable (metrics.jsonl, TensorBoard, tqdm, config.json). Models, methods and losses plug in by
+name; nothing here knows about a particular paper.
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 from typing import Any
@@ -21,8 +22,9 @@ from jaxpose import methods, sharding
 from jaxpose.data import build, pipeline
 from jaxpose.eval import evaluator
 from jaxpose.eval import steps as eval_steps
-from jaxpose.train import checkpoint, optim, steps, writers
+from jaxpose.train import checkpoint, optim, preemption, steps, writers
 from jaxpose.train import state as state_lib
+from jaxpose.train import workdir as workdir_lib
 
 
 def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
 
   Args:
     config: the locked run config (configs/common.py schema).
-    workdir: run directory: config.json, ckpt/, best/, metrics.jsonl, tb/.
+    workdir: run directory: config.json, ckpt/, best/, metrics.jsonl, tb/, .lock (while running).
 
   Returns:
     The final evaluation (`jaxpose.eval.evaluator.evaluate`): mpjpe_mm, p_mpjpe_mm (millimetres,
@@ -38,79 +40,101 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
 
   Raises:
     FloatingPointError: a non-finite loss (the last good checkpoint is kept).
-    ValueError: the workdir holds a run with another config, or a batch size does not divide by
-      the number of devices.
+    jaxpose.train.preemption.Preempted: SIGTERM/SIGINT; a checkpoint of the last step is written.
+    jaxpose.train.workdir.WorkdirError: the workdir cannot be created or written, another run
+      holds it, or it holds a run with another config (WorkdirConfigError, a ValueError).
+    jaxpose.train.checkpoint.CheckpointIntegrityError: no checkpoint of the workdir verifies.
+    ValueError: a batch size does not divide by the number of devices.
   """
   workdir = pathlib.Path(workdir)
   sharding.maybe_initialize_distributed(config.mesh)
-  workdir.mkdir(parents=True, exist_ok=True)
-  check_workdir_config(config, workdir)
-  # Embedded datasets build on first use; a licence-gated one not built yet raises with the command.
-  build.ensure_built(config.data.name, config.data.data_dir or None, config.data.config or None)
-  mesh = sharding.make_mesh()
-  sharding.check_batch_size(config.data.batch_size, mesh)
-  sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
-  method = methods.get(config.method.name)
-  model = method.make_model(config)
-  # A method that trains on more than the configured dataset (PoSynDA: target + source domain)
-  # supplies its own resumable iterator.
-  data_iter = method.train_iterator(
-    config, seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()
-  )
-  total, per_epoch = schedule_lengths(config)
-  tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
-  ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
-  if ckpt.latest_step() is not None:  # resume: restore onto this mesh, no initialisation needed
-    inputs = method.init_inputs(config, model)
-    init_vars = method.init_variables
-    loaded = load_init(config) if init_vars is not None and config.init_from.path else None
-    shapes = jax.eval_shape(
-      lambda: state_lib.create(
-        model, tx, inputs, config.seed, init_vars(config, model, loaded) if init_vars else None
-      )
+  with workdir_lib.locked(workdir):
+    workdir_lib.check_config(config, workdir)
+    # Embedded datasets build on first use; a licence-gated one not built yet raises with the command.
+    build.ensure_built(config.data.name, config.data.data_dir or None, config.data.config or None)
+    mesh = sharding.make_mesh()
+    sharding.check_batch_size(config.data.batch_size, mesh)
+    sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
+    method = methods.get(config.method.name)
+    model = method.make_model(config)
+    # A method that trains on more than the configured dataset (PoSynDA: target + source domain)
+    # supplies its own resumable iterator.
+    data_iter = method.train_iterator(
+      config, seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count()
     )
-    state = ckpt.restore(checkpoint.abstract_like(shapes, sharding.replicated(mesh)), data_iter)
-  else:
-    state = init_state(config, model, tx, mesh, method)
-  train_step = steps.make_train_step(model, method, tx, config)
+    total, per_epoch = schedule_lengths(config)
+    tx, lr_fn = optim.make_optimizer(config, total, per_epoch)
+    ckpt = checkpoint.Checkpointer(workdir, config.train.keep_ckpts, config.train.best_metric)
+    try:
+      state = restore_or_init(config, model, tx, mesh, method, ckpt, data_iter)
+      workdir_lib.write_config(config, workdir)  # only now: the run has really started
+      parts = (method, model, mesh, ckpt, data_iter, lr_fn)
+      return train(
+        config, workdir, state, total, steps.make_train_step(model, method, tx, config), parts
+      )
+    finally:
+      ckpt.close()
+
+
+def train(config, workdir, state, total: int, train_step, parts) -> dict[str, Any]:
+  """The loop from `state.step` to `total`: steps, logs, checkpoints, evaluations, preemption."""
+  method, model, mesh, ckpt, data_iter, lr_fn = parts
   eval_step = eval_steps.make_eval_step(model, method, config)
-  writer = writers.MultiWriter(workdir)
   cfg_dict = config.to_dict()
   start = int(state.step)
+  writer = writers.MultiWriter(workdir, resume_step=start if start else None)
   bar = writers.progress_bar(total, start, config.train.progress)
   pending: list[tuple[int, jax.Array]] = []
   results: dict[str, Any] = {}
   compiled, t_last, s_last = None, time.time(), start
   try:
-    for step in range(start, total):
-      batch = sharding.shard_batch(next(data_iter), mesh)
-      if compiled is None:
-        compiled = compile_step(train_step, state, batch, writer, step)
-        t_last = time.time()
-      state, scalars = compiled(state, batch)
-      pending.append((step + 1, scalars))
-      done = step + 1
-      last = done == total
-      if done % config.train.log_every == 0 or last:
-        log_scalars(writer, bar, pending, lr_fn, (s_last, t_last))
-        pending, t_last, s_last = [], time.time(), done
-      if (config.train.ckpt_every and done % config.train.ckpt_every == 0) or last:
-        log_scalars(writer, bar, pending, lr_fn, None)  # never checkpoint past a NaN
-        pending = []
-        ckpt.save(done, state, data_iter, cfg_dict)
-      if (config.train.eval_every and done % config.train.eval_every == 0) or last:
-        results = run_eval(eval_step, state, config, mesh, writer, ckpt, done, cfg_dict)
-        t_last = time.time()  # keep evaluation out of the training steps/s
+    with preemption.Guard() as guard:
+      for step in range(start, total):
+        batch = sharding.shard_batch(next(data_iter), mesh)
+        if compiled is None:
+          compiled = compile_step(train_step, state, batch, writer, step)
+          t_last = time.time()
+        state, scalars = compiled(state, batch)
+        pending.append((step + 1, scalars))
+        done = step + 1
+        last, stop = done == total, guard.requested(done)
+        if done % config.train.log_every == 0 or last:
+          log_scalars(writer, bar, pending, lr_fn, (s_last, t_last))
+          pending, t_last, s_last = [], time.time(), done
+        if (config.train.ckpt_every and done % config.train.ckpt_every == 0) or last or stop:
+          log_scalars(writer, bar, pending, lr_fn, None)  # never checkpoint past a NaN
+          pending = []
+          ckpt.save(done, state, data_iter, cfg_dict)
+        if stop and not last:
+          raise preemption.Preempted(done, guard.signal_name or 'a signal', str(workdir))
+        if (config.train.eval_every and done % config.train.eval_every == 0) or last:
+          results = run_eval(eval_step, state, config, mesh, writer, ckpt, done, cfg_dict)
+          t_last = time.time()  # keep evaluation out of the training steps/s
   finally:
     bar.close()
     ckpt.wait()
-    ckpt.close()
     writer.close()
   if start >= total and not results:  # resumed a finished run: evaluate what it ended with
     results = evaluator.evaluate(
       eval_step, variables_of(state), config, mesh, max_batches=config.eval.max_batches
     )
   return results
+
+
+def restore_or_init(config, model, tx, mesh, method, ckpt, data_iter) -> state_lib.TrainState:
+  """The newest verifying checkpoint restored onto `mesh` (advancing `data_iter` to its position),
+  else a fresh state (`init_state`)."""
+  if ckpt.latest_step() is None:
+    return init_state(config, model, tx, mesh, method)
+  inputs = method.init_inputs(config, model)
+  init_vars = method.init_variables
+  loaded = load_init(config) if init_vars is not None and config.init_from.path else None
+  shapes = jax.eval_shape(
+    lambda: state_lib.create(
+      model, tx, inputs, config.seed, init_vars(config, model, loaded) if init_vars else None
+    )
+  )
+  return ckpt.restore(checkpoint.abstract_like(shapes, sharding.replicated(mesh)), data_iter)
 
 
 def evaluate_checkpoint(
@@ -247,47 +271,3 @@ def run_eval(eval_step, state, config, mesh, writer, ckpt, step, cfg_dict) -> di
   if np.isfinite(res[config.train.best_metric]):
     ckpt.save_best(step, state, cfg_dict, {config.train.best_metric: res[config.train.best_metric]})
   return res
-
-
-# Keys that may differ between the run that wrote a workdir and a resuming run.
-# `trainer` was a schema key of older workdirs (never read; a method's own loop is Method.run).
-_RESUME_FREE = ('train.progress', 'train.allow_config_change', 'eval.max_batches', 'trainer')
-
-
-def check_workdir_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
-  """Writes workdir/config.json, or refuses to resume a workdir that holds a different config.
-
-  Keys in `_RESUME_FREE` may differ; with train.allow_config_change any may.
-
-  Raises:
-    ValueError: listing every differing key with the workdir's and this run's values.
-  """
-  path = workdir / 'config.json'
-  new = _flat(config.to_dict())
-  if path.exists():
-    old = _flat(json.loads(path.read_text()))
-    diff = {
-      k: (old.get(k), new.get(k))
-      for k in sorted(set(old) | set(new))
-      if old.get(k) != new.get(k) and k not in _RESUME_FREE
-    }
-    if diff and not config.train.allow_config_change:
-      lines = '\n'.join(
-        f'  {k}: workdir has {a!r}, this run has {b!r}' for k, (a, b) in diff.items()
-      )
-      raise ValueError(
-        f'{workdir} holds a run with a different config:\n{lines}\nUse another '
-        f'--workdir, or pass --config.train.allow_config_change=True to resume anyway.'
-      )
-  if jax.process_index() == 0:
-    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str))
-
-
-def _flat(d: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  out: dict[str, Any] = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
-  return out

@@ -2,6 +2,11 @@
 
 Method names follow clu's MetricWriter (write_scalars, write_hparams, flush, close) without
 importing clu, whose writers pull in TensorFlow. Only process 0 writes.
+
+A resumed run replays the steps after its checkpoint. So that every step appears once, opening the
+writers with `resume_step` (the restored step; None for a fresh run) first drops the rows of
+metrics.jsonl after that step (and a half-written last line of a killed run), and tells TensorBoard
+to discard the older event files' events after it (tensorboardX `purge_step`).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ class JsonlWriter:
   """Appends one JSON line per `write_scalars` to workdir/metrics.jsonl: {'step', 'time' (Unix
   seconds), name: value}; non-finite values are written as null (NaN) or +-Infinity."""
 
-  def __init__(self, workdir: pathlib.Path):
-    self._f = open(workdir / 'metrics.jsonl', 'a', buffering=1)  # noqa: SIM115 - closed in close()
+  def __init__(self, workdir: pathlib.Path, resume_step: int | None = None):
+    path = workdir / 'metrics.jsonl'
+    truncate_jsonl(path, resume_step)
+    self._f = open(path, 'a', buffering=1)  # noqa: SIM115 - closed in close()
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """One line for optimiser step `step`; scalars keep the units their names give (`*_mm`)."""
@@ -46,10 +53,11 @@ class JsonlWriter:
 class TensorBoardWriter:
   """TensorBoard event files under workdir/tb (tensorboardX, no TensorFlow)."""
 
-  def __init__(self, workdir: pathlib.Path):
+  def __init__(self, workdir: pathlib.Path, resume_step: int | None = None):
     from tensorboardX import SummaryWriter
 
-    self._w = SummaryWriter(str(workdir / 'tb'))
+    purge = 0 if resume_step is None else resume_step + 1
+    self._w = SummaryWriter(str(workdir / 'tb'), purge_step=purge)
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """One scalar event per name at optimiser step `step`."""
@@ -73,13 +81,15 @@ class MultiWriter:
   """metrics.jsonl and (with `tensorboard`) TensorBoard together, on process 0 only (other
   processes get no writers, so every call is a no-op there)."""
 
-  def __init__(self, workdir: str | pathlib.Path, tensorboard: bool = True):
+  def __init__(
+    self, workdir: str | pathlib.Path, tensorboard: bool = True, resume_step: int | None = None
+  ):
     workdir = pathlib.Path(workdir)
     self.writers: list[Any] = []
     if jax.process_index() == 0:
-      self.writers.append(JsonlWriter(workdir))
+      self.writers.append(JsonlWriter(workdir, resume_step))
       if tensorboard:
-        self.writers.append(TensorBoardWriter(workdir))
+        self.writers.append(TensorBoardWriter(workdir, resume_step))
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """`write_scalars` of every writer (step: optimiser steps; units as the names say)."""
@@ -116,6 +126,31 @@ def progress_bar(total: int, initial: int, enabled: bool = True):
 def _num(v: Any) -> float | int | None:
   v = float(v)
   return v if math.isfinite(v) else None if math.isnan(v) else v
+
+
+def truncate_jsonl(path: pathlib.Path, resume_step: int | None) -> None:
+  """Keeps the rows of metrics.jsonl a run resumed at `resume_step` will not write again.
+
+  Kept: rows before `resume_step`, and its rows at `resume_step` except `compile_time_s` (the
+  resumed run logs its own). None (a fresh run in a used workdir) keeps nothing. A line that does
+  not parse (cut by a kill) is dropped. The file is replaced atomically.
+  """
+  if not path.exists():
+    return
+  keep = []
+  for line in path.read_text().splitlines():
+    try:
+      row = json.loads(line)
+      step = int(row['step'])
+    except (ValueError, KeyError, TypeError):
+      continue
+    if resume_step is not None and (
+      step < resume_step or (step == resume_step and 'compile_time_s' not in row)
+    ):
+      keep.append(line + '\n')
+  tmp = path.with_name(path.name + '.tmp')
+  tmp.write_text(''.join(keep))
+  os.replace(tmp, path)
 
 
 def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:

@@ -93,3 +93,13 @@ def test_bench_writes_json_csv_and_table(tmp_path, capsys, tiny_models):
   assert len(lines) == 4 and lines[0]['model'] == name
   out = capsys.readouterr().out
   assert 'GMACs lin' in out and 'inf f/s' in out
+
+
+def test_bench_render_flag_writes_render_json(tmp_path, capsys):
+  """`jaxpose bench --render` times the soft rasteriser (tiny mesh and image here)."""
+  argv = ['bench', '--render', '--render_size=16', '--render_vertices=40', '--batch=2']
+  assert cli.main([*argv, '--repeats=1', '--warmup=0', f'--out={tmp_path}']) == 0
+  res = json.loads((tmp_path / 'render.json').read_text())
+  assert res['num_faces'] == 76 and res['batch'] == 2 and res['image_size'] == 16
+  assert res['fwd_per_image_s'] > 0 and res['fwd_bwd_per_image_s'] > 0
+  assert 'soft rasteriser: 76 faces, 16 px, batch 2' in capsys.readouterr().out

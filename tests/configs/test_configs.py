@@ -109,6 +109,9 @@ SMOKE_ARGS = {
   'diffpose': ['frame', 'video'],
   'platypose': ['h36m_256', 'h36m'],
   'posynda': ['243', 'teacher'],
+  'poseda': ['3dhp', '3dpw', '3dhp,gpa_only'],
+  'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
+  'dsr': ['r50'],
 }
 
 
@@ -127,7 +130,17 @@ def test_smoke_sizes_declared_in_the_config_fit_the_model(name, arg):
   model = methods.get(c.method.name).make_model(c)
   if name == 'posynda':
     model = model.denoiser
+  if name == 'poseda':
+    model = model.lifter
   x = models.example_inputs(model)[0]
+  if name == 'pmce':  # windows of T + 2 frames (acceleration context), on the body dataset
+    assert x.shape[1] + 2 == c.data.frames and c.data.stride == 1, (x.shape, c.data.frames)
+    assert c.data.name == 'deepmimic_smpl' and c.train.total_steps == 4
+    return
+  if models.input_kind(model) == 'image':  # image models: the crop size, embedded image data
+    assert x.shape[1:3] == (c.data.image.size,) * 2, (x.shape, c.data.image.size)
+    assert c.data.name.startswith('deepmimic') and c.train.total_steps == 4
+    return
   assert x.shape[1] == c.data.frames == c.data.stride, (x.shape, c.data.frames)
   assert c.data.name == 'deepmimic' and c.train.total_steps == 4
 

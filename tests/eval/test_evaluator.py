@@ -100,3 +100,34 @@ def test_multi_host_outputs_are_gathered_before_numpy(fake_pipeline, monkeypatch
   assert res['mpjpe_mm'] == pytest.approx((2.5 + 25.0) / 2)
   assert 'pred' in gathered[0] and 'pred' not in gathered[1]  # the example batch only
   np.testing.assert_array_equal(res['example']['pred'], np.full((2, 2, 17, 3), 0.5))
+
+
+def test_outputs_with_the_global_batch_axis_are_scored(monkeypatch):
+  """With 2 processes the step's outputs hold the global batch (2 rows) while this process's
+  batch holds 1: the per-frame outputs are still recognised (by their T_out axis) and scored."""
+  full = list(_batches())
+  host = [{k: v[:1] for k, v in b.items()} for b in full]  # process 0's rows
+  monkeypatch.setattr(evaluator.pipeline, 'sequence_table', lambda data, split: TABLE)
+  monkeypatch.setattr(evaluator.pipeline, 'eval_batches', lambda data, split, **kw: iter(host))
+  monkeypatch.setattr(evaluator.sharding, 'shard_batch', lambda batch, mesh: batch)
+  monkeypatch.setattr(evaluator.jax, 'process_count', lambda: 2)
+  it = iter(full)
+
+  def step(variables, batch):
+    err = next(it)['_err']  # the global batch's errors
+    return {
+      'pred': np.full((*err.shape, 17, 3), 0.5, np.float32),
+      'mpjpe_mm': err,
+      'p_mpjpe_mm': err / 2,
+    }
+
+  def allgather(tree, tiled=False):  # host entries: every process's rows
+    b = full[len(seen)]
+    seen.append(1)
+    return {k: (b[k] if k in b and np.shape(v)[0] == 1 else np.asarray(v)) for k, v in tree.items()}
+
+  seen = []
+  monkeypatch.setattr(evaluator.multihost_utils, 'process_allgather', allgather)
+  res = evaluator.evaluate(step, None, _config(), mesh=None)
+  assert res['num_frames'] == 8
+  assert res['mpjpe_mm'] == pytest.approx((2.5 + 25.0) / 2)

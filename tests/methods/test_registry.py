@@ -16,7 +16,19 @@ from jaxpose.methods import base, supervised
 from jaxpose.train import loop
 from tests.train._tiny import TinyLifter
 
-EXPECTED = ['d3dp', 'diffpose', 'hot', 'mpm', 'platypose', 'posynda', 'supervised', 'uao']
+EXPECTED = [
+  'd3dp',
+  'diffpose',
+  'dsr',
+  'hot',
+  'mpm',
+  'platypose',
+  'pmce',
+  'poseda',
+  'posynda',
+  'supervised',
+  'uao',
+]
 
 
 def test_registry_lists_exactly_the_modules_with_a_method():

@@ -266,8 +266,13 @@ def test_load_official_reads_the_pretrain_checkpoint(path, tmp_path):
 
   fx = Fixture(path)
   _save_like_dataparallel(torch, fx.params, tmp_path / 'pretrain_30.pth')
-  net, variables = load_official('mpm', tmp_path / 'pretrain_30.pth', spatial_mask_num=2)
-  assert isinstance(net, mpm.PretrainNet) and net.decoder_layers == 1
+  masked = fx.meta['constructor_args']['spatial_mask_num']
+  net, variables = load_official('mpm', tmp_path / 'pretrain_30.pth', spatial_mask_num=masked)
+  decoder_layers = len(
+    {k.split('.')[3] for k in fx.params if k.startswith('decoder2d.model.layers.')}
+  )
+  assert isinstance(net, mpm.PretrainNet) and net.decoder_layers == decoder_layers
+  assert net.spatial_mask_num == masked
   ref_net, ref = mpm.pretrain_from_torch(fx.params, **fx.meta['constructor_args'])
   assert net == ref_net
   jax.tree.map(np.testing.assert_array_equal, variables, ref)  # outputs: tests/parity
@@ -278,8 +283,9 @@ def test_from_torch_names_what_does_not_fit():
   if path is None:
     pytest.skip('no mpm fixture')
   sd = dict(Fixture(path).params)
+  args = dict(Fixture(path).meta['constructor_args'])
   with pytest.raises(ValueError, match='stride_num'):
-    mpm.from_torch(sd, stride_num=(3, 3))
+    mpm.from_torch(sd, **{**args, 'stride_num': (*args['stride_num'], 3)})  # one stride too many
   sd['shared_layers_temporal.model.layers.0.feed_forward.w_2.bias'] = np.zeros(7, np.float32)
   with pytest.raises(ValueError, match='shape mismatches'):
-    mpm.from_torch(sd)
+    mpm.from_torch(sd, **args)

@@ -100,7 +100,7 @@ def test_released_checkpoint_layout_rebuilds_the_graph(path):
   np.testing.assert_array_equal(variables['params']['adj'], uao.spatial_adjacency())
   assert model.channel == fx.meta['args']['channel'] and model.layers == fx.meta['args']['layers']
   with pytest.raises(ValueError, match='blocks'):
-    uao.from_torch(sd, channel=fx.meta['args']['channel'], layers=3)
+    uao.from_torch(sd, channel=fx.meta['args']['channel'], layers=fx.meta['args']['layers'] + 1)
 
 
 @pytest.mark.torch

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -50,6 +51,39 @@ class Fixture:
 
   def keys(self):
     return self.arrays.keys()
+
+  def setting(self, key: str, pattern: str | None = None, cast=int):
+    """A setting of the run that made the fixture: `meta[key]` when recorded, else the first group
+    of the regex `pattern` searched in `meta['notes']` (the image-half fixtures record sizes such
+    as the iteration count or the patch size only there), converted with `cast`.
+
+    Raises:
+      KeyError: naming the fixture, the key and the pattern, when neither gives a value.
+    """
+    if key in self.meta:
+      return cast(self.meta[key])
+    found = re.search(pattern, self.meta.get('notes', '')) if pattern else None
+    if found is None:
+      raise KeyError(
+        f'{self.path}: meta has no {key!r}'
+        + (f' and meta["notes"] does not match {pattern!r}' if pattern else '')
+      )
+    return cast(found.group(1))
+
+  def call_kwargs(self, callee: str) -> dict:
+    """Keyword arguments of the constructor call `callee(k=v, ...)` written in `meta['notes']`
+    (numbers only), e.g. the pose stream's `GraphormerNet(num_frames=16, ..., num_heads=8, ...)`;
+    an empty dict when the notes hold no such call."""
+    found = re.search(re.escape(callee) + r'\(([^)]*)\)', self.meta.get('notes', ''))
+    if found is None:
+      return {}
+    out = {}
+    for item in found.group(1).split(','):
+      name, sep, value = (part.strip() for part in item.partition('='))
+      if not sep:
+        raise ValueError(f'{self.path}: cannot read {item!r} of {callee}(...) in meta["notes"]')
+      out[name] = float(value) if any(c in value for c in '.e') else int(value)
+    return out
 
 
 def assert_parity(actual, expected, *, atol: float = 1e-4, rtol_l2: float = 1e-5, name: str = ''):

@@ -129,7 +129,8 @@ def _sampled(sampled, path):
 def test_sampler_matches_official_at_every_step(path, sampled):
   fx, out = _sampled(sampled, path)
   k = out.shape[1]
-  np.testing.assert_array_equal(d3dp.ddim_timesteps(k)[:-1], fx['output/timesteps'])
+  grid = d3dp.ddim_timesteps(k, fx.meta['ctor']['args']['timestep'])
+  np.testing.assert_array_equal(grid[:-1], fx['output/timesteps'])
   for step in range(k):
     assert_parity(out[:, step], fx['output'][:, step], name=f'x0 step {step}')
   assert_parity(d3dp.zero_root(out), fx['output/pred_root0'], name='pred_root0')
@@ -179,3 +180,16 @@ def test_checkpoint_layout_and_schedule_check(path):
   bad = {**fx.params, 'alphas_cumprod': fx.params['alphas_cumprod'] * (1 + 1e-6)}
   with pytest.raises(ValueError, match='alphas_cumprod'):
     d3dp_model.from_torch(bad, **fx.meta['ctor']['args'])
+
+
+@pytest.mark.parametrize('path', FIXTURES)
+def test_converter_reads_the_schedule_length_off_the_buffers(path):
+  """A released checkpoint converted without `timestep` (as `init_from` does) takes the schedule
+  length from its buffers, whatever the fixture's setting."""
+  fx = Fixture(path)
+  t = fx.meta['ctor']['args']['timestep']
+  other = diffusion.cosine_schedule(t // 2)
+  sd = {**fx.params, **{k: v for k, v in other.items() if k in fx.params}}
+  d3dp_model.from_torch(sd)  # checked against cosine_schedule(t // 2): no error
+  with pytest.raises(ValueError, match='schedule buffer'):
+    d3dp_model.from_torch(sd, timestep=t)

@@ -66,8 +66,14 @@ def test_integral_head_matches_official(path):
   # get_joint_location_result(patch_width, patch_height, volume): its 4th column is a score of 1.
   patch = fx['output/joints_patch']
   assert np.all(patch[..., 3] == 1.0)
-  side = fx.meta.get('patch_size', method.PATCH_SIZE)
-  assert_parity(method.decode_patch(pose_norm, side), patch[..., :3], name='joints_patch')
+  # The patch size is an argument of that call, recorded in the meta ("maps x,y to <n> px"). It
+  # assumes hm_depth = hm_width and re-splits the J*D channels by W: the same as pose_norm when
+  # D = W (public fixture), the official reading otherwise.
+  side = fx.setting('patch_size', r'maps x,y to (\d+) px')
+  w = logits.shape[-1]
+  official_split = logits.reshape(b, j * d // w, w, *logits.shape[-2:])
+  decoded = method.decode_patch(softmax_integral_3d(official_split), side)
+  assert_parity(decoded, patch[..., :3], name='joints_patch')
 
   label = fx['input/gt_label'].reshape(b, j, 3)
   weight = fx['input/label_weight'].reshape(b, j, 3)

@@ -2,7 +2,10 @@
 
 Every `pmce__*` fixture whose meta `part` is 'pose_stream', 'coevo_decoder' or 'full' runs (the
 losses fixture has its own test). Each module is built by `pmce.from_torch` from the fixture's
-state dict; sizes come from the weights, the decoder's `vj_relation` from the meta.
+state dict; sizes come from the weights, the decoder's `vj_relation` from the meta. What the
+weights do not hold comes from the fixture: the pose stream's head count from the
+`GraphormerNet(...)` call in meta['notes'] (or meta['num_heads']), a bare decoder's clip length
+(the official cfg.DATASET.seqlen, whose middle frame the GRU output is read at) from its input.
 """
 
 from __future__ import annotations
@@ -47,11 +50,29 @@ def _vj_relation(fx: Fixture) -> list[int]:
   raise KeyError(f'{fx.path}: meta has no vj_relation (needed to build the decoder)')
 
 
+def _pose_stream_kwargs(fx: Fixture) -> dict:
+  """from_torch arguments of the official `GraphormerNet(...)` call recorded in the meta.
+
+  Sizes also in the weights (T, J, C, depth) are passed too, so a meta that disagrees with the
+  weights fails in `from_torch` with the key and both shapes.
+  """
+  ctor = fx.call_kwargs('GraphormerNet')
+  if 'num_heads' in fx.meta:
+    ctor['num_heads'] = fx.meta['num_heads']
+  if 'num_heads' not in ctor:
+    raise KeyError(f'{fx.path}: no num_heads in meta (key or GraphormerNet(...) call in notes)')
+  names = {'num_frames': 'seqlen', 'num_joints': 'num_joint', 'embed_dim': 'embed_dim'}
+  kwargs = {names[k]: v for k, v in ctor.items() if k in names}
+  return {**kwargs, 'depth': ctor.get('depth'), 'num_heads': ctor['num_heads']}
+
+
 @pytest.mark.parametrize('path', _part_files('pose_stream'))
 def test_pose_stream_matches_official(path):
   fx = Fixture(path)
-  model, variables = pmce.from_torch(fx.params)
+  model, variables = pmce.from_torch(fx.params, **_pose_stream_kwargs(fx))
   assert isinstance(model, pmce.PoseStream)
+  for name, value in fx.call_kwargs('GraphormerNet').items():  # e.g. mlp_ratio, from the weights
+    assert getattr(model, name, value) == value, (name, getattr(model, name), value)
   out = model.apply(variables, fx['input/pose2d'], fx['input/img_feat'], train=False)
   assert_parity(out, fx['output/pose3d'], name=f'{path.name} pose3d')
 
@@ -59,7 +80,10 @@ def test_pose_stream_matches_official(path):
 @pytest.mark.parametrize('path', _part_files('coevo_decoder'))
 def test_coevo_decoder_matches_official(path):
   fx = Fixture(path)
-  model, variables = pmce.from_torch(fx.params, vj_relation=_vj_relation(fx))
+  # The clip length is not in the decoder's weights: the official forward reads the GRU output at
+  # cfg.DATASET.seqlen // 2, so it is the fixture's input length.
+  seqlen = fx['input/img_feats'].shape[1]
+  model, variables = pmce.from_torch(fx.params, vj_relation=_vj_relation(fx), seqlen=seqlen)
   assert isinstance(model, pmce.CoevoDecoder)
   (joints, verts), state = model.apply(
     variables, fx['input/joints'], fx['input/img_feats'], train=False, mutable=['intermediates']
@@ -74,6 +98,8 @@ def test_coevo_decoder_matches_official(path):
 @pytest.mark.parametrize('path', _part_files('full'))
 def test_full_model_matches_official(path):
   fx = Fixture(path)
+  # Head counts: the official PMCE builds GraphormerNet and the CoevoBlocks with fixed heads (8; 8
+  # and 2), the from_torch defaults; every size is in the weights.
   model, variables = pmce.from_torch(fx.params, vj_relation=_vj_relation(fx))
   assert isinstance(model, pmce.Model)
   inputs = (fx['input/pose2d'], fx['input/img_feat'])

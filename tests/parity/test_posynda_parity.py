@@ -29,9 +29,17 @@ def _denoiser(fx):
   return model, posynda.merged_variables(variables, adapters, fx.meta['ctor']['lora']['scale'])
 
 
+def _refiner_heads(fx) -> int:
+  """The refiner's head count from the meta (a refiner fixture's ctor, or ctor.refiner)."""
+  ctor = fx.meta['ctor']
+  return int(ctor.get('refiner', ctor)['nhead'])
+
+
 def _refiner(fx, prefix, official=True):
   sd = {k[len(prefix) :]: fx[k] for k in fx.keys() if k.startswith(prefix)}
-  return _posynda.refiner_from_torch(sd, nhead=2, official_batch_position_encoding=official)
+  return _posynda.refiner_from_torch(
+    sd, nhead=_refiner_heads(fx), official_batch_position_encoding=official
+  )
 
 
 @pytest.mark.parametrize('path', FIXTURES)
@@ -118,7 +126,7 @@ def test_official_checkpoint_layout_loads(path):
     },
   }
   den, dv, ad, ref, rv = _posynda.from_official_checkpoint(
-    ckpt, refiner_heads=2, **fx.meta['ctor']['args']
+    ckpt, refiner_heads=_refiner_heads(fx), **fx.meta['ctor']['args']
   )
   pred = posynda.sample_poses(
     den, posynda.merged_variables(dv, ad), ref, rv, fx['input/x_2d'], fx['noise/eval/0'][None]

@@ -1,8 +1,11 @@
 """The trainer end to end on the embedded deepmimic data (VideoPose3D smoke config: cheap to
-compile, and its BatchNorm statistics exercise the model_state path): resume after SIGKILL ends
-with the same parameters as an uninterrupted run; NaN stops the run with the last good checkpoint;
-a workdir with another config is refused; metrics and logs are written."""
+compile, and its BatchNorm statistics exercise the model_state path): resume after SIGKILL, and
+after SIGTERM (which checkpoints the step it was in and exits 75), ends with the same parameters
+as an uninterrupted run and logs every step once; NaN stops the run with the last good
+checkpoint; a workdir with another config, or held by a live run, is refused; a failed start
+leaves no config.json behind; metrics and logs are written."""
 
+import collections
 import json
 import os
 import pathlib
@@ -17,18 +20,10 @@ import pytest
 
 from configs import videopose3d
 from jaxpose.cli import train as cli
-from jaxpose.train import checkpoint, loop, writers
+from jaxpose.train import checkpoint, loop, preemption, writers
+from jaxpose.train import workdir as workdir_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope='session')
-def deepmimic_dir(tmp_path_factory):
-  from jaxpose.data import build
-
-  d = tmp_path_factory.mktemp('datasets')
-  build.ensure_built('deepmimic', data_dir=str(d))
-  return str(d)
 
 
 def _config(data_dir, **train):
@@ -59,33 +54,85 @@ def _env():
   return env
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(deepmimic_dir, tmp_path):
-  steps = 10
-  a, b = tmp_path / 'a', tmp_path / 'b'
+STEPS = 10
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(deepmimic_dir, tmp_path_factory):
+  """The workdir of an uninterrupted STEPS-step run (the reference of the resume tests)."""
+  a = tmp_path_factory.mktemp('uninterrupted')
   subprocess.run(
-    _cmd(deepmimic_dir, a, steps), cwd=REPO, env=_env(), check=True, capture_output=True
+    _cmd(deepmimic_dir, a, STEPS), cwd=REPO, env=_env(), check=True, capture_output=True
   )
+  return a
+
+
+def _each_step_once(workdir):
+  rows = writers.read_jsonl(workdir / 'metrics.jsonl')
+  seen = collections.Counter((r['step'], k) for r in rows for k in r if k not in ('step', 'time'))
+  assert not [k for k, n in seen.items() if n > 1], 'metrics.jsonl repeats steps'
+  assert max(r['step'] for r in rows) == STEPS
+
+
+def _wait_for(pred, proc, what):
+  deadline = time.time() + 300
+  while time.time() < deadline and not pred():
+    assert proc.poll() is None, f'the run ended before {what}'
+    time.sleep(0.01)
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(deepmimic_dir, uninterrupted, tmp_path):
+  b = tmp_path / 'b'
   proc = subprocess.Popen(
-    _cmd(deepmimic_dir, b, steps),
+    _cmd(deepmimic_dir, b, STEPS),
     cwd=REPO,
     env=_env(),
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
   )
-  deadline = time.time() + 300
-  while time.time() < deadline and not (b / 'ckpt' / '4').exists():
-    time.sleep(0.05)
+  _wait_for(lambda: (b / 'ckpt' / '4').exists(), proc, 'ckpt/4')
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   killed_at = max(int(p.name) for p in (b / 'ckpt').iterdir() if p.name.isdigit())
-  assert killed_at < steps, 'the run finished before it could be killed'
+  assert killed_at < STEPS, 'the run finished before it could be killed'
+  assert (b / workdir_lib.LOCK_NAME).exists()  # a stale lock, taken over by the rerun
   subprocess.run(
-    _cmd(deepmimic_dir, b, steps), cwd=REPO, env=_env(), check=True, capture_output=True
+    _cmd(deepmimic_dir, b, STEPS), cwd=REPO, env=_env(), check=True, capture_output=True
   )
-  pa, pb = checkpoint.load_params(a, 'latest'), checkpoint.load_params(b, 'latest')
+  pa, pb = checkpoint.load_params(uninterrupted, 'latest'), checkpoint.load_params(b, 'latest')
   jax.tree.map(np.testing.assert_array_equal, pa, pb)
-  rows = writers.read_jsonl(b / 'metrics.jsonl')
-  assert max(r['step'] for r in rows) == steps
+  _each_step_once(b)
+
+
+def test_sigterm_checkpoints_the_current_step_and_rerun_continues(
+  deepmimic_dir, uninterrupted, tmp_path
+):
+  """Evaluating every step (it changes no weights) slows the run so the signal lands mid-run;
+  only the stop writes a checkpoint before the end (ckpt_every > STEPS)."""
+  b = tmp_path / 'b'
+  cmd = [
+    *_cmd(deepmimic_dir, b, STEPS),
+    '--config.train.ckpt_every=100',
+    '--config.train.eval_every=1',
+  ]
+  proc = subprocess.Popen(
+    cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
+  metrics = b / 'metrics.jsonl'
+  _wait_for(lambda: metrics.exists() and 'eval/mpjpe_mm' in metrics.read_text(), proc, 'step 1')
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == preemption.EXIT_CODE, err[-2000:]
+  stopped = [int(p.name) for p in (b / 'ckpt').iterdir() if p.name.isdigit()]
+  assert len(stopped) == 1 and 1 <= stopped[0] < STEPS, stopped
+  assert f'stopped by SIGTERM after step {stopped[0]}; checkpoint {b}/ckpt/{stopped[0]}' in err
+  assert not (b / workdir_lib.LOCK_NAME).exists()  # released on the way out
+  rows = writers.read_jsonl(metrics)  # writers closed: every row complete, the last one logged
+  assert max(r['step'] for r in rows if 'loss' in r) == stopped[0]
+  subprocess.run(cmd, cwd=REPO, env=_env(), check=True, capture_output=True)
+  pa, pb = checkpoint.load_params(uninterrupted, 'latest'), checkpoint.load_params(b, 'latest')
+  jax.tree.map(np.testing.assert_array_equal, pa, pb)
+  _each_step_once(b)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(deepmimic_dir, tmp_path):
@@ -115,3 +162,26 @@ def test_refuses_workdir_with_other_config_and_writes_logs(deepmimic_dir, tmp_pa
   np.testing.assert_allclose(again['mpjpe_mm'], res['mpjpe_mm'], rtol=1e-5)
   ev = cli.evaluate(c, str(tmp_path), None, None)  # `jaxpose eval`: the best checkpoint
   np.testing.assert_allclose(ev['mpjpe_mm'], res['mpjpe_mm'], rtol=1e-5)
+
+
+def test_failed_start_writes_no_config_and_busy_workdir_is_refused(deepmimic_dir, tmp_path):
+  bad = _config(deepmimic_dir)
+  bad.model.name = 'nosuchmodel'
+  with pytest.raises(ValueError, match='nosuchmodel'):
+    loop.run(bad, tmp_path)
+  assert not (tmp_path / 'config.json').exists()  # the corrected command is not refused
+  assert not (tmp_path / workdir_lib.LOCK_NAME).exists()
+  (tmp_path / workdir_lib.LOCK_NAME).write_text(
+    json.dumps({'pid': os.getppid(), 'host': os.uname().nodename})
+  )
+  with pytest.raises(workdir_lib.WorkdirBusyError, match=f'in use by PID {os.getppid()}'):
+    loop.run(_config(deepmimic_dir), tmp_path)
+
+
+def test_cli_unusable_workdir_is_one_line(tmp_path, capsys):
+  blocker = tmp_path / 'file'
+  blocker.write_text('')
+  rc = cli.main(['train', '--config=configs/videopose3d.py:xs,smoke', f'--workdir={blocker}/run'])
+  err = capsys.readouterr().err.strip()
+  assert rc == 1 and err.count('\n') == 0, err
+  assert err.startswith(f'jaxpose train: cannot create workdir {blocker}/run')

@@ -23,16 +23,8 @@ SMOKE = [
   'hot:hot_mixste,smoke',
   'uao:smoke',
   'd3dp:smoke',
+  _slow('dsr:smoke'),  # image method; builds deepmimic_smpl_render/tiny; ~2 min (render compile)
 ]
-
-
-@pytest.fixture(scope='module')
-def deepmimic_dir(tmp_path_factory):
-  from jaxpose.data import build
-
-  d = tmp_path_factory.mktemp('datasets')
-  build.ensure_built('deepmimic', data_dir=str(d))
-  return str(d)
 
 
 @pytest.mark.parametrize('spec', SMOKE)

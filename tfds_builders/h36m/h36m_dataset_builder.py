@@ -25,11 +25,16 @@ Configs:
       (T, 17, 3, 5); kp2d_px is the heaviest kernel's mean.
 
 Splits: train = S1, S5, S6, S7, S8; test = S9, S11 (S2-S4 2D-only data is not used).
+Names outside the protocol are reported, not passed over in silence: subjects of data_3d_h36m.npz
+in no split (left out) and actions whose category is not one of the 15 H36M actions (kept, each
+its own group in the per-action table) are warned about (`jaxpose.data.build.DataWarning`), or
+refused with `strict=True` (`jaxpose data build h36m --strict`).
 """
 
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -53,6 +58,11 @@ from tfds_builders._common import (
 
 TRAIN_SUBJECTS = ('S1', 'S5', 'S6', 'S7', 'S8')
 TEST_SUBJECTS = ('S9', 'S11')
+TWO_D_ONLY_SUBJECTS = (
+  'S2',
+  'S3',
+  'S4',
+)  # H36M subjects without public 3D (some 2D files hold them)
 # VideoPose3D keeps these 17 of the 32 mocap joints (data.md §1.3).
 KEEP_17 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 SKIP = {('S11', 'Directions')}
@@ -118,11 +128,19 @@ class Builder(SequenceBuilder):
   Put the preprocessed Human3.6M files directly in manual_dir:
     configs gt / cpn_ft_h36m_dbb / detectron_ft_h36m / detectron_pt_coco:
       data_3d_h36m.npz and data_2d_h36m_<config>.npz (VideoPose3D, see its DATASETS.md);
+    configs gt_gmm / cpn_ft_h36m_dbb_gmm:
+      data_3d_h36m.npz and data_2d_h36m_<gt|cpn_ft_h36m_dbb>_gmm.npz (2D mixtures, made from the
+      VideoPose3D 2D file by `jaxpose data gmm`);
     config sh:
       h36m_sh_conf_cam_source_final.pkl (MotionBERT docs/pose3d.md, "H36M-SH").
   These files are pickles: build only from copies you trust.
   """
   FPS = 50.0
+  SUPPORTS_STRICT = True  # jaxpose.data.build passes strict=...
+
+  def __init__(self, *, strict: bool = False, **kwargs):
+    self.strict = strict
+    super().__init__(**kwargs)
 
   def _extra_features(self) -> dict:
     if self.builder_config.name not in _GMM:
@@ -136,17 +154,82 @@ class Builder(SequenceBuilder):
   def read_splits(self, manual_dir: pathlib.Path | None) -> dict[str, list[tuple[str, Example]]]:
     if self.builder_config.name == 'sh':
       return read_sh(manual_dir, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    return read_vp3d(manual_dir, self.builder_config, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    return read_vp3d(
+      manual_dir, self.builder_config, self.MANUAL_DOWNLOAD_INSTRUCTIONS, strict=self.strict
+    )
 
 
-def read_vp3d(manual_dir, cfg: SequenceConfig, instructions: str = ''):
-  """Reads the VideoPose3D files into {split: [(key, example)]}."""
+# Category spellings of the original file names that VideoPose3D's archive route keeps.
+_ACTION_ALIASES = {'TakingPhoto': 'Photo', 'WalkingDog': 'WalkDog'}
+
+
+def check_names(pos3d: dict, pos2d: dict, f3d, f2d, strict: bool = False) -> None:
+  """Reports subjects in no split and actions that are not H36M actions.
+
+  Subjects of the 3D file outside TRAIN_SUBJECTS + TEST_SUBJECTS are left out of the build;
+  subjects of the 2D file with no 3D (other than S2-S4) too; actions whose category ('Walking 1'
+  -> 'Walking') is not one of the 15 of `ACTIONS` are kept, each a group of its own.
+
+  Raises:
+    DataFormatError: with `strict`, naming the file and every such subject and action.
+  Warns:
+    jaxpose.data.build.DataWarning: otherwise, one warning per file and kind.
+  """
+  from jaxpose.data.build import DataWarning
+
+  known = set(ACTIONS.values())
+  splits = (*TRAIN_SUBJECTS, *TEST_SUBJECTS)
+  problems = []
+  extra = sorted(set(pos3d) - set(splits))
+  if extra:
+    problems.append(
+      (
+        f3d,
+        'subjects',
+        f'subjects {extra} are in no split (train {list(TRAIN_SUBJECTS)}, test {list(TEST_SUBJECTS)}); left out',
+      )
+    )
+  extra = sorted(set(pos2d) - set(pos3d) - set(TWO_D_ONLY_SUBJECTS))
+  if extra:
+    problems.append(
+      (f2d, 'subjects', f'subjects {extra} have no 3D in {pathlib.Path(f3d).name}; left out')
+    )
+  odd = [
+    f'{subject} {action!r}'
+    for subject in splits
+    if isinstance(pos3d.get(subject), dict)
+    for action in sorted(pos3d[subject])
+    if _ACTION_ALIASES.get(str(action).split(' ')[0], str(action).split(' ')[0]) not in known
+  ]
+  if odd:
+    problems.append(
+      (
+        f3d,
+        'actions',
+        f'actions {odd} are not H36M actions ({", ".join(ACTIONS.values())}); kept, each a group of its own',
+      )
+    )
+  if strict and problems:
+    file, key, _ = problems[0]
+    raise DataFormatError(
+      file,
+      key,
+      'only the H36M protocol subjects and actions (--strict)',
+      '; '.join(p[2] for p in problems),
+    )
+  for file, _, text in problems:
+    warnings.warn(f'{file}: {text}', DataWarning, stacklevel=2)
+
+
+def read_vp3d(manual_dir, cfg: SequenceConfig, instructions: str = '', strict: bool = False):
+  """Reads the VideoPose3D files into {split: [(key, example)]} (`check_names` first)."""
   from jaxpose.geometry import camera, skeleton
 
   f3d = require_file(manual_dir, 'data_3d_h36m.npz', instructions)
   f2d = require_file(manual_dir, f'data_2d_h36m_{cfg.source_2d}.npz', instructions)
   pos3d = load_npz_dict(f3d, 'positions_3d')
   pos2d = load_npz_dict(f2d, 'positions_2d')
+  check_names(pos3d, pos2d, f3d, f2d, strict)
   j2d = skeleton.get(cfg.layout_2d).num_joints
   cams = _cameras()
   out: dict[str, list[tuple[str, Example]]] = {'train': [], 'test': []}
