@@ -15,7 +15,7 @@ Both sides run in this one process pinned to the same cores (`--cores`, via sche
 with `--threads` intra-op threads (torch.set_num_threads; XLA's CPU pool follows the affinity).
 Each time is the median over `--repeats` calls after `--warmup`; the table shows wall time and,
 in brackets, the process CPU time of the call (robust when other jobs share the machine), the
-ratio torch / jaxpose (> 1: jaxpose faster) and jaxpose's compile time.
+ratio torch / jaxpose (> 1: jaxpose faster) and jaxpose's compile time (wall, and CPU in brackets).
 
   export JAXPOSE_OFFICIAL_MOTIONAGFORMER=/path/to/MotionAGFormer   # git checkouts of the repos
   export JAXPOSE_OFFICIAL_MIXSTE=/path/to/MixSTE
@@ -258,9 +258,10 @@ def jax_calls(jmodel, variables, x_np, row: dict[str, Any]) -> dict[str, Callabl
   extra = {k: v for k, v in variables.items() if k != 'params'}
   tx = optax.adamw(1e-4, weight_decay=0.01)
 
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   infer_c = jax.jit(lambda v, x: jmodel.apply(v, x, train=False)).lower(variables, x).compile()
   row['jax_infer_compile_s'] = time.perf_counter() - t0
+  row['jax_infer_compile_cpu_s'] = time.process_time() - c0
 
   def step(params, extra, opt, x, key):
     def loss_fn(p):
@@ -279,9 +280,10 @@ def jax_calls(jmodel, variables, x_np, row: dict[str, Any]) -> dict[str, Callabl
 
   state = [params, extra, tx.init(params)]
   key = jax.random.key(0)
-  t0 = time.perf_counter()
+  t0, c0 = time.perf_counter(), time.process_time()
   train_c = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*state, x, key).compile()
   row['jax_train_compile_s'] = time.perf_counter() - t0
+  row['jax_train_compile_cpu_s'] = time.process_time() - c0
 
   def train():
     p, e, o, loss = train_c(*state, x, key)
@@ -330,7 +332,7 @@ def run_row(label: str, args) -> dict[str, Any]:
 
 def markdown(rows: list[dict[str, Any]], modes: list[str]) -> str:
   lines = [
-    '| model | mode | batch | torch s (cpu) | jaxpose s (cpu) | ratio (cpu) | jaxpose compile s |',
+    '| model | mode | batch | torch s (cpu) | jaxpose s (cpu) | ratio (cpu) | jaxpose compile s (cpu) |',
     '|---|---|---|---|---|---|---|',
   ]
   for r in rows:
@@ -338,9 +340,30 @@ def markdown(rows: list[dict[str, Any]], modes: list[str]) -> str:
       lines.append(
         f'| {r["model"]} | {m} | {r["batch"]} | {r[f"torch_{m}_s"]:.3f} ({r[f"torch_{m}_cpu_s"]:.3f})'
         f' | {r[f"jax_{m}_s"]:.3f} ({r[f"jax_{m}_cpu_s"]:.3f}) | {r[f"{m}_ratio"]:.2f} '
-        f'({r[f"{m}_ratio_cpu"]:.2f}) | {r[f"jax_{m}_compile_s"]:.1f} |'
+        f'({r[f"{m}_ratio_cpu"]:.2f}) | {r[f"jax_{m}_compile_s"]:.1f} '
+        f'({r.get(f"jax_{m}_compile_cpu_s", float("nan")):.1f}) |'
       )
   return '\n'.join(lines)
+
+
+def _git_head() -> str:
+  import subprocess  # noqa: PLC0415
+
+  try:
+    out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=HERE, capture_output=True)
+    return out.stdout.decode().strip()
+  except OSError:
+    return ''
+
+
+def _cpu_model() -> str:
+  try:
+    for line in pathlib.Path('/proc/cpuinfo').read_text().splitlines():
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.machine()
 
 
 def main(argv: list[str]) -> int:
@@ -354,7 +377,10 @@ def main(argv: list[str]) -> int:
   runtime.maybe_reexec()
   os.sched_setaffinity(0, {int(c) for c in args.cores})
   os.environ.setdefault(
-    'XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false' if args.threads == 1 else ''
+    'XLA_FLAGS',
+    '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+    if args.threads == 1
+    else '',
   )
   import torch
 
@@ -374,6 +400,9 @@ def main(argv: list[str]) -> int:
     'torch': torch.__version__,
     'date': time.strftime('%Y-%m-%d'),
     'glibc_tunables': os.environ.get('GLIBC_TUNABLES', ''),
+    'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    'commit': _git_head(),
+    'cpu_model': _cpu_model(),
   }
   if args.out:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -196,6 +196,7 @@ def table(records: list[dict[str, Any]]) -> str:
     ('MFU inf', lambda r, t: _fmt(t.get('infer_mfu'), pct=True).lstrip('+')),
     ('MFU train', lambda r, t: _fmt(t.get('train_mfu'), pct=True).lstrip('+')),
     ('compile s', lambda r, t: _fmt(t.get('infer_compile_s'), 1, 1)),
+    ('train compile s', lambda r, t: _fmt(t.get('train_compile_s'), 1, 1)),
   ]
   has_tp = any(r.get('throughput') for r in records)
   if not has_tp:

@@ -42,6 +42,19 @@ Deviations from the official code:
     matrix: same values, O(T^2) instead of O(T^3).
   - The temporal similarity z z^T is computed at HIGHEST matmul precision in float32 (torch uses
     the device default); on TPU/GPU a bf16/TF32 product would flip top-k neighbours.
+
+Float32 ties in the temporal top-k graph (why T = 243 outputs can differ from torch by ~1e-3): the
+hard k-NN threshold is discontinuous, and at T = 243 some rows of z z^T have their k-th and
+(k+1)-th largest similarities closer than float32 resolution (relative gaps down to 1.5e-8 per
+layer at MotionAGFormer-B; eps is 1.2e-7). Activations that differ by float rounding (3e-6 here,
+from different summation orders) then select a different neighbour frame for that joint, and the
+change reaches the output through the layer scales. With torch's init (layer scale 1e-5) the
+effect is invisible (jaxpose vs torch 9e-7 max abs at B = 1); with layer scales of 0.3, as in
+trained models, jaxpose vs torch float32 reaches 3e-3 to 7e-4 on some inputs, and so does
+torch float32 vs the *same torch model in float64* (7e-3 / 7e-4; on one input jaxpose equals
+torch float64 to 5e-7 while torch float32 is 7e-4 away). The official model is as sensitive to
+its own float32 rounding as to this port, so this is not a porting error; outputs compare to
+1e-4 only away from such ties (`experiments/torch_vs_jax/topk_ties.py` reproduces the numbers).
   - BatchNorm is `TorchBatchNorm` (torch semantics incl. the unbiased running_var update); its
     variables are `params/{scale,bias}` and `batch_stats/{mean,var}`.
   - `rep_logit.fc` is the Linear `rep_logit` (the torch Sequential's Tanh holds no weights).

@@ -63,7 +63,8 @@ def test_inference_and_train_reports(dtype, use_bn):
   assert tr['train_fps'] * tr['train_step_s'] == pytest.approx(2 * 4)
   # Forward + backward: at least 2x the forward (the first layer's input grad is not needed).
   assert tr['train_macs'] >= 2 * inf['infer_macs']
-  assert tr['train_compile_s'] > 0
+  assert tr['train_compile_s'] > 0 and tr['train_compile_cpu_s'] > 0
+  assert inf['infer_compile_cpu_s'] > 0
   # The caller's arrays survive the donated training step.
   assert not any(leaf.is_deleted() for leaf in jax.tree.leaves(variables))
 
