@@ -53,9 +53,11 @@ evaluation; also with data.image.views > 1); a sequence is (subject, action, cam
 so `jaxpose.eval.evaluator` reassembles and groups the rows unchanged. Padding as in `pipeline`.
 
 Crops (data.image.crop): 'box' is EpipolarPose's (`images.pelvis_box` of data.image.bbox_mm around
-the ground-truth root, `images.crop_matrix`). Other crops (PersPose's perspective-rotation
-homography) plug in with `register_crop(name, fn)`; the flip mirror, the warp and the labels are
-the same for every crop.
+the ground-truth root, `images.crop_matrix`). Other crops plug in with `register_crop(name, fn)`;
+the flip mirror, the warp and the labels are the same for every crop. Crops that change the
+view's 3D frame and K_crop make the whole view (`SAMPLE_CROPS`): 'perspective' and
+'perspective_nopr' are PersPose's crop with and without the perspective rotation
+(`perspective_crop.pipeline_view`; extra keys perspective_R (b, 3, 3), pe_valid (b,)).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from typing import Any
 import grain
 import numpy as np
 
-from jaxpose.data import bodies, build, images, pipeline, sources
+from jaxpose.data import bodies, build, images, perspective_crop, pipeline, sources
 from jaxpose.geometry import skeleton
 
 Example = dict[str, Any]
@@ -138,8 +140,9 @@ def image_spec(data_cfg: Any, layout: str) -> ImageSpec:
   )
   if spec.size < 8 or spec.views < 1:
     raise ValueError(f'data.image.size must be >= 8 and views >= 1, got {spec.size}, {spec.views}')
-  if spec.crop not in CROPS:
-    raise ValueError(f'data.image.crop={spec.crop!r}; registered crops: {", ".join(CROPS)}')
+  if spec.crop not in CROPS and spec.crop not in SAMPLE_CROPS:
+    names = ', '.join([*CROPS, *SAMPLE_CROPS])
+    raise ValueError(f'data.image.crop={spec.crop!r}; registered crops: {names}')
   return spec
 
 
@@ -325,6 +328,16 @@ def box_crop(view: ViewData, aug: images.Augmentation, spec: ImageSpec) -> np.nd
 CROPS: dict[str, CropFn] = {'box': box_crop}
 
 
+# Crops that make the whole view themselves because they change its 3D frame and K_crop
+# (PersPose: 3D rotated by the perspective rotation, K_crop = crop_affine @ K):
+# fn(view, image_rgb, part_mask, aug, spec, flip_perm, cam_R, cam_t) -> the per-view keys (plus
+# the crop's extras, e.g. perspective_R, pe_valid), before occlusion and colour augmentation.
+SAMPLE_CROPS: dict[str, Callable[..., Example]] = {
+  'perspective': functools.partial(perspective_crop.pipeline_view, pr=True),
+  'perspective_nopr': functools.partial(perspective_crop.pipeline_view, pr=False),
+}
+
+
 def register_crop(name: str, fn: CropFn) -> None:
   """Adds a crop: fn(view, augmentation, spec) -> (3, 3) crop_from_full without the flip mirror
   (an affine or a homography; e.g. PersPose's perspective rotation).
@@ -364,6 +377,8 @@ def process_view(
     width=int(rec['res_w'][view]),
     height=int(rec['res_h'][view]),
   )
+  if spec.crop in SAMPLE_CROPS:
+    return _sample_crop_view(store, rec, view, spec, aug, flip, data, what)
   m = CROPS[spec.crop](data, aug, spec)
   if flip:
     m = images.flip_matrix(spec.size) @ m
@@ -407,6 +422,27 @@ def process_view(
     if occ is not None:
       lab = np.where(occ, 0, lab).astype(np.uint8)
     out['part_label_u8'] = lab
+  return out
+
+
+def _sample_crop_view(store, rec, view, spec, aug, flip, data, what) -> Example:
+  """`process_view` for a SAMPLE_CROPS crop: the crop makes the view, then occlusion and colour."""
+  full = images.decode_image(rec['images'][view], what)
+  mask = None
+  names = store.metadata.get('part_names')
+  if spec.part_labels and names and len(rec['part_masks'][view]):
+    mask = images.decode_mask(rec['part_masks'][view], f'{what} part mask')
+  perm = skeleton.get(spec.layout).flip_perm if flip else None
+  out = SAMPLE_CROPS[spec.crop](
+    data, full, mask, aug, spec, perm, np.asarray(rec['R'][view]), np.asarray(rec['t'][view])
+  )
+  crop = out['image_u8']
+  if aug.occlusion_seed >= 0:
+    crop, occ = images.occlude(crop, aug.occlusion_seed, spec.occluder_max)
+    if 'part_label_u8' in out:
+      out['part_label_u8'] = np.where(occ, 0, out['part_label_u8']).astype(np.uint8)
+  out['image_u8'] = images.color_scale(crop, aug.color)
+  out['view_id'] = np.int32(view)
   return out
 
 

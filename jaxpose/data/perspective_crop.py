@@ -449,3 +449,63 @@ def transform_label(
     [dp[:, 0].clip(0, cw - 1).astype(np.int64), dp[:, 1].clip(0, ch - 1).astype(np.int64)], axis=-1
   )
   return crop, lab
+
+
+# Joint boxes miss the body's extent around the joints (head top, hands, feet): enlarge them.
+PIPELINE_BOX_ENLARGE = 1.2
+
+
+def pipeline_view(
+  view: Any,
+  image_rgb: np.ndarray,
+  part_mask: np.ndarray | None,
+  aug: Any,
+  spec: Any,
+  flip_perm: Sequence[int] | None,
+  cam_R: np.ndarray,
+  cam_t: np.ndarray,
+  *,
+  pr: bool,
+) -> dict[str, np.ndarray]:
+  """The image pipeline's 'perspective' (pr=True) and 'perspective_nopr' crops (one view).
+
+  The person box is the tight box of the visible 2D joints enlarged x1.2 about its centre
+  (PIPELINE_BOX_ENLARGE; the official hps_* datasets use the projected SMPL vertices, which this
+  data does not have). pr=False is the same crop without the perspective rotation (no
+  symmetrisation about the principal point: the box is centred, K_crop = crop_affine @ K is then
+  off-centre), the 'without PR' arm of the ablation.
+
+  Args:
+    view: `image_pipeline.ViewData` (K, dist, pose3d_cam absolute, root, kp2d_px, kp2d_vis).
+    image_rgb: (Hf, Wf, 3) uint8 full image; part_mask: (Hf, Wf) uint8 or None.
+    aug: `images.Augmentation` (scale = box enlargement, used as 1 / crop scale; rot_deg = the
+      in-plane rotation, applied as the exact PR twist).
+    spec: `image_pipeline.ImageSpec` (size = crop side).
+    flip_perm: L/R permutation to mirror the sample, or None.
+    cam_R, cam_t: world -> camera extrinsics of the full view.
+    pr: perspective rotation on.
+
+  Returns:
+    `perspective_sample`'s dict (rotated 3D, K_crop = crop_affine @ K, perspective_R, pe_valid).
+  """
+  box = bbox_from_points(view.kp2d_px, np.asarray(view.kp2d_vis) > 0)
+  centre, size = box[:2] + box[2:] / 2, np.maximum(box[2:], 1.0) * PIPELINE_BOX_ENLARGE
+  box = np.concatenate([centre - size / 2, size])
+  config = PerspectiveConfig(image_size=(spec.size, spec.size), perspective_center=pr)
+  paug = PerspectiveAug(rot_deg=float(aug.rot_deg), scale=1.0 / float(aug.scale))
+  return perspective_sample(
+    image_rgb,
+    view.K,
+    box,
+    view.kp2d_px,
+    view.kp2d_vis,
+    view.pose3d_cam,
+    config,
+    paug,
+    root=view.root,
+    flip_perm=flip_perm,
+    dist=view.dist,
+    part_mask=part_mask,
+    cam_R=cam_R,
+    cam_t=cam_t,
+  )

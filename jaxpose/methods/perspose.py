@@ -1,4 +1,4 @@
-"""PersPose's label geometry, metrics and loss table as pure functions (no modules, no METHOD yet).
+"""PersPose's label geometry, metrics, loss table and the trainer hooks (`METHOD`).
 
 Paper: Hao & Li, "PersPose", ICCV 2025, arXiv:2508.17239. Official code:
 github.com/KenAdamsJoseph/PersPose at 1863de7a455700d99280d4ce683efb726e42592b,
@@ -34,21 +34,54 @@ does not apply; masks keep them out and the labels are sanitised so no NaN reach
   smpl_ortho_twist (B, 24, 3); smpl_beta (B, 11); smpl_theta (B, 24, 3) axis-angle rad;
   hp3d_j17 (B, 17, 3) m (official key '3dhp_j17'); coco_kp17 (B, 17, 3) crop px + visibility.
 Deviation: the norms are gradient-safe (`metrics.pose.safe_norm`), equal in value.
+
+Trainer hooks (`METHOD`, `config.method.name = 'perspose'`, model `perspose`) on image batches
+(`jaxpose.data.image_pipeline`; the crop `data.image.crop = 'perspective'` is PR on,
+'perspective_nopr' the same crop without the rotation, CONTRACTS §3 keys plus perspective_R and
+pe_valid). The data's joints (`data.skeleton`) occupy the model's 25 slots given by DATA_TO_MODEL
+(H36M-17: the pelvis in slot 0, whose depth is forced to 0 and whose rho0 is the root's; L/R pairs
+in the official flip pairs). method.kwargs (DEFAULTS):
+  pe            True: the perspective encoding is fed (pe_valid from the batch, else 1); False: the
+                PE map is zeroed for every sample (as the official code does for COCO).
+  height_m      1.8: h of the height-normalised terms when the batch has no body (so the depth and
+                xyz terms are in cm).
+  loss_weights  'config' (or another LOSS_WEIGHTS key, or a tuple of 12): the official weights.
+  flip_train    True: the model's training flip (one p = 0.5 coin per batch, official).
+  body          '': no SMPL terms. A body model ('synthetic:small', 'synthetic:full' or an SMPL
+                file) turns on the twist / beta / leaf terms for batches with body_rotmat (B, 24,
+                3, 3) local rotations in the camera frame of the full view and body_betas (B, S).
+Loss (`pose_loss_terms`, weights of LOSS_WEIGHTS by name): uv, depth, density_root, xyz on the
+mapped joints inside the crop (kp2d_vis), plus twist, beta, leaf with a body. The 3DHP and COCO
+terms need their datasets and are not used here.
+Evaluation: the engine's MPJPE and PA-MPJPE (root-relative, mm) on `predict_batch` (xyz of the
+mapped joints, flip test with eval.flip_test), plus `eval_metrics`: root_depth_err_mm = |Z_0 -
+Z_0_gt| in the original camera frame (PR rotated back with perspective_R^T) and root_err_mm =
+|X_0 - X_0_gt| (absolute root position error, rotation invariant).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections as mlc
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxpose import models
+from jaxpose.body import hybrik
+from jaxpose.body import smpl as body_smpl
+from jaxpose.data.images import imagenet_normalize
 from jaxpose.geometry import procrustes
+from jaxpose.geometry import skeleton as skel
 from jaxpose.geometry.perspective import normalize, rodrigues
+from jaxpose.methods._kwargs import settings
+from jaxpose.methods.base import Method
 from jaxpose.metrics.pose import safe_norm
-from jaxpose.models.perspose import LEAF_JOINTS
+from jaxpose.models.perspose import LEAF_JOINTS, NUM_BETAS
 
 LOSS_NAMES = (
   'uv',
@@ -224,3 +257,230 @@ def total_loss(terms: Mapping[str, jax.Array], weights: str | tuple[float, ...] 
   if len(w) != len(LOSS_NAMES):
     raise ValueError(f'loss weights: expected {len(LOSS_NAMES)} values, got {len(w)}')
   return sum(wi * terms[k] for wi, k in zip(w, LOSS_NAMES) if wi)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trainer hooks (module docstring)
+
+# Model slot of each data joint. H36M-17 (pelvis, RHip, RKnee, RAnkle, LHip, LKnee, LAnkle, spine,
+# thorax, nose, head, LShoulder, LElbow, LWrist, RShoulder, RElbow, RWrist) -> SMPL pelvis, R/L hip,
+# knee, ankle, spine1, neck, head, slot 24, L/R shoulder, elbow, wrist.
+DATA_TO_MODEL = {
+  'h36m17': (0, 2, 5, 8, 1, 4, 7, 3, 12, 15, 24, 16, 18, 20, 17, 19, 21),
+  'smpl24': tuple(range(24)),
+}
+DEFAULTS = dict(pe=True, height_m=1.8, loss_weights='config', flip_train=True, body='')
+
+
+def _settings(config: mlc.ConfigDict) -> dict[str, Any]:
+  return settings(config, DEFAULTS, 'perspose')
+
+
+def _slots(layout: str) -> np.ndarray:
+  if layout not in DATA_TO_MODEL:
+    raise ValueError(
+      f'perspose: data.skeleton={layout!r} has no slot table; known: {list(DATA_TO_MODEL)}'
+    )
+  idx = np.asarray(DATA_TO_MODEL[layout])
+  if idx[skel.get(layout).root] != 0:
+    raise ValueError(f'perspose: the root of {layout} must occupy model slot 0')
+  return idx
+
+
+def make_model(config: mlc.ConfigDict):
+  """The configured `perspose` model; model.kwargs.backbone_kwargs may be a mapping (config
+  files) and input_hw / flip_test default to data.image.size and eval.flip_test."""
+  kw = dict(config.model.kwargs)
+  bk = kw.pop('backbone_kwargs', None)
+  if bk:
+    items = bk.items() if hasattr(bk, 'items') else bk
+    kw['backbone_kwargs'] = tuple(
+      sorted((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in items)
+    )
+  size = int(config.data.image.size)
+  kw['input_hw'] = tuple(kw.get('input_hw', (size, size)))
+  kw.setdefault('flip_test', bool(config.eval.flip_test))
+  return models.build(config.model.name, config.model.variant or None, **kw)
+
+
+def init_inputs(config: mlc.ConfigDict, model) -> tuple[jax.Array, ...]:
+  """(image (1, H, W, 3), K_crop (1, 3, 3), pe_valid (1,)) zeros of the model's input size."""
+  del config
+  return models.example_inputs(model, 1)
+
+
+def model_inputs(batch: Mapping[str, jax.Array], config: mlc.ConfigDict):
+  """Image batch -> (image (B, H, W, 3) normalised, K_crop (B, 3, 3), pe_valid (B,))."""
+  image = imagenet_normalize(jnp.asarray(batch['image_u8']))
+  k = jnp.asarray(batch['K_crop'], jnp.float32)
+  pe = batch['pe_valid'] if 'pe_valid' in batch else jnp.ones(k.shape[:1], jnp.float32)
+  pe = jnp.asarray(pe, jnp.float32) * (1.0 if _settings(config)['pe'] else 0.0)
+  return image, k, pe
+
+
+def pose_loss_terms(
+  output: Mapping[str, jax.Array],
+  batch: Mapping[str, jax.Array],
+  layout: str,
+  height_m: float | jax.Array,
+) -> dict[str, jax.Array]:
+  """uv, depth, density_root and xyz terms (the official definitions) on the mapped data joints.
+
+  Args:
+    output: the model's dict (uv (B, 25, 2) px, depth (B, 25, 1) m, density (B, 25, 1) mm/px,
+      xyz (B, 25, 3) m).
+    batch: pose3d_cam (B, J, 3), pose3d_root (B, 1, 3) metres (PR frame), K_crop (B, 3, 3),
+      kp2d_vis (B, J) (1 inside the crop).
+    layout: data skeleton (DATA_TO_MODEL key).
+    height_m: h, scalar or (B,) metres.
+
+  Returns:
+    {'uv' px, 'depth', 'density_root', 'xyz'} scalars (height-normalised x 1.8, cm for h = 1.8).
+  """
+  idx = _slots(layout)
+  root = skel.get(layout).root
+  x = jnp.asarray(batch['pose3d_cam']) + jnp.asarray(batch['pose3d_root'])
+  uv_gt, dens_gt = xyz2uv_density(x, batch['K_crop'])
+  valid = jnp.asarray(batch['kp2d_vis']) > 0
+  h = jnp.broadcast_to(jnp.asarray(height_m, x.dtype), x.shape[:1])[:, None, None]
+  t = {'uv': mask_mean(safe_norm(output['uv'][:, idx] - uv_gt), valid)}
+  d_gt = x[..., 2:] - x[:, root : root + 1, 2:]
+  t['depth'] = HEIGHT_REF * mask_mean(100 * jnp.abs(output['depth'][:, idx] / h - d_gt / h), valid)
+  dr = jnp.abs(output['density'][:, :1] / h - dens_gt[:, root : root + 1] / h)
+  t['density_root'] = HEIGHT_REF * jnp.mean(dr)
+  rel = 100 * (x - x[:, root : root + 1])
+  t['xyz'] = HEIGHT_REF * mask_mean(safe_norm(100 * output['xyz'][:, idx] / h - rel / h), valid)
+  return t
+
+
+@functools.lru_cache(maxsize=4)
+def load_body(name: str) -> body_smpl.BodyModel:
+  """'synthetic:small' / 'synthetic:full' (jaxpose.body.synthetic) or an SMPL file path."""
+  if name.startswith('synthetic:'):
+    from jaxpose.body import synthetic
+
+    return synthetic.synthetic_model(name.split(':', 1)[1])
+  return body_smpl.load_model(name)
+
+
+def body_labels(body: body_smpl.BodyModel, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  """SMPL labels of the loss in the crop's camera frame: smpl_ortho_twist (B, 24, 3) (root
+  rotated by perspective_R when present), smpl_beta (B, 11) (zero-padded), leaf_rot_gt (B, 5, 3, 3)
+  local rotations of LEAF_JOINTS."""
+  rot = jnp.asarray(batch['body_rotmat'], jnp.float32)
+  betas = jnp.asarray(batch['body_betas'], jnp.float32)
+  if 'perspective_R' in batch:
+    rot = rot.at[:, 0].set(jnp.asarray(batch['perspective_R'], jnp.float32) @ rot[:, 0])
+  rest = body_smpl.rest_joints(body, betas[:, : body.num_betas])
+  pad = jnp.zeros((betas.shape[0], max(NUM_BETAS - betas.shape[1], 0)), betas.dtype)
+  return {
+    'smpl_ortho_twist': hybrik.ortho_twist(rest, rot),
+    'smpl_beta': jnp.concatenate([betas, pad], -1)[:, :NUM_BETAS],
+    'leaf_rot_gt': rot[:, np.asarray(LEAF_JOINTS)],
+  }
+
+
+def body_loss_terms(
+  output: Mapping[str, jax.Array], labels: Mapping[str, jax.Array], body_valid: jax.Array
+) -> dict[str, jax.Array]:
+  """twist, beta and leaf terms (official definitions) of `body_labels`, over body_valid (B,)."""
+  tw = np.asarray(JOINTS_WITH_TWIST)
+  n_pred = normalize(output['ortho_twist'][:, tw])
+  n_gt = normalize(labels['smpl_ortho_twist'][:, tw])
+  b = output['leaf_rot'].shape[0]
+  leaf = output['leaf_rot'].reshape(b, -1, 9) - labels['leaf_rot_gt'].reshape(b, -1, 9)
+  return {
+    'twist': mask_mean(safe_norm(n_pred - n_gt), body_valid),
+    'beta': mask_mean(jnp.abs(labels['smpl_beta'] - output['beta']), body_valid),
+    'leaf': mask_mean(safe_norm(leaf), body_valid),
+  }
+
+
+def smpl_fit(
+  body: body_smpl.BodyModel, output: Mapping[str, jax.Array], *, search: bool = True
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The official forward's SMPL step: HybrIK IK with the predicted twists (`ik_w_ortho_twist`).
+
+  Args:
+    body: SMPL-format body (24 joints, S betas).
+    output: the model's dict (xyz (B, 25, 3) m root-relative, xyz0 (B, 1, 3) m, ortho_twist
+      (B, 25, 3), beta (B, 11), leaf_rot (B, 5, 3, 3)), camera frame of the crop.
+    search: the beta-0 grid search (official: on).
+
+  Returns:
+    betas (B, S), rotmats (B, 24, 3, 3) local rotations, transl (B, 3) metres: `body.forward`
+    with them gives the camera-frame mesh (PVE, rendering, the 14 H36M joints of the protocol).
+  """
+  joints = output['xyz'][:, :24] + output['xyz0']
+  beta = output['beta']
+  s = body.num_betas
+  beta = jnp.pad(beta, ((0, 0), (0, max(s - beta.shape[1], 0))))[:, :s]
+  return hybrik.ik_with_ortho_twist(
+    body, joints, output['ortho_twist'][:, :24], beta, output['leaf_rot'], search=search
+  )
+
+
+def _weights(s: Mapping[str, Any]) -> dict[str, float]:
+  w = s['loss_weights']
+  w = LOSS_WEIGHTS[w] if isinstance(w, str) else tuple(w)
+  if len(w) != len(LOSS_NAMES):
+    raise ValueError(f'method.kwargs.loss_weights: expected {len(LOSS_NAMES)} values, got {len(w)}')
+  return dict(zip(LOSS_NAMES, (float(v) for v in w)))
+
+
+def loss_fn(model, params, model_state, batch, rng, config: mlc.ConfigDict):
+  """Weighted PersPose terms on an image batch. Returns (loss, (scalars, new_model_state))."""
+  s = _settings(config)
+  image, k, pe = model_inputs(batch, config)
+  flip = sample_flip(rng, image.shape[0]) if s['flip_train'] else None
+  variables = {'params': params, **model_state}
+  if model_state:
+    out, new_state = model.apply(
+      variables, image, k, pe, train=True, flip=flip, mutable=list(model_state)
+    )
+  else:
+    out, new_state = model.apply(variables, image, k, pe, train=True, flip=flip), model_state
+  terms = pose_loss_terms(out, batch, config.data.skeleton, s['height_m'])
+  if s['body'] and 'body_rotmat' in batch:
+    labels = body_labels(load_body(s['body']), batch)
+    valid = batch['body_valid'] if 'body_valid' in batch else jnp.ones(image.shape[:1], bool)
+    terms.update(body_loss_terms(out, labels, valid))
+  w = _weights(s)
+  loss = sum(w[n] * v for n, v in terms.items() if w[n])
+  scalars = {'loss': loss, **{f'loss/{n}': v for n, v in terms.items()}}
+  return loss, (scalars, new_state)
+
+
+def _forward(model, variables, batch, config):
+  return model.apply(variables, *model_inputs(batch, config), train=False)
+
+
+def predict(model, variables, batch: Mapping[str, jax.Array], config: mlc.ConfigDict) -> jax.Array:
+  """Image batch -> pose3d_cam (B, 1, J, 3) metres, root-relative, in the crop's (PR) camera
+  frame, the data joints' slots of the model's xyz (flip test with eval.flip_test, via the
+  model's flip_test field set by `make_model`). Also `METHOD.predict_batch`."""
+  out = _forward(model, variables, batch, config)
+  return out['xyz'][:, _slots(config.data.skeleton)][:, None]
+
+
+def eval_metrics(model, variables, batch, config: mlc.ConfigDict) -> dict[str, jax.Array]:
+  """{'root_depth_err_mm', 'root_err_mm'}: (B, 1) root errors in the original camera frame."""
+  out = _forward(model, variables, batch, config)
+  r = batch['perspective_R'] if 'perspective_R' in batch else jnp.eye(3)[None]
+  r = jnp.broadcast_to(jnp.asarray(r, jnp.float32), (out['xyz0'].shape[0], 3, 3))
+  back = lambda x: jnp.einsum('bji,bnj->bni', r, x)  # R^T x
+  pred, gt = back(out['xyz0']), back(jnp.asarray(batch['pose3d_root'], jnp.float32))
+  return {
+    'root_depth_err_mm': 1000 * jnp.abs(pred[..., 2] - gt[..., 2]),
+    'root_err_mm': 1000 * safe_norm(pred - gt),
+  }
+
+
+METHOD = Method(
+  loss_fn=loss_fn,
+  predict=predict,
+  make_model=make_model,
+  init_inputs=init_inputs,
+  predict_batch=predict,
+  eval_metrics=eval_metrics,
+)

@@ -53,7 +53,8 @@ Parameter names are the official ones (`hm_layer`, `depth_layer_global`, `rho0_l
 
 Deviations / not here:
   * SMPL via HybrIK IK (`smpl.ik_w_ortho_twist`: beta-0 grid search, swing IK, twist composition)
-    is not implemented: no `theta`, `transl`, and `beta` is the network's.
+    is not part of the module (it needs a body model): `jaxpose.methods.perspose.smpl_fit(body,
+    output)` (jaxpose/body/hybrik.py) gives beta, theta, transl; `beta` here is the network's.
   * The training flip is per sample (a (B,) mask) instead of one coin per batch; pass an all-equal
     mask for the official behaviour.
   * Initialisation: cam_layer N(0, 0.01) as official; heads torch-default (the official HRNet

@@ -113,6 +113,7 @@ SMOKE_ARGS = {
   'pmce': ['h36m', 'stage=pose', 'stage=mesh'],
   'dsr': ['r50'],
   'epipolarpose': ['r18', 'r18,teacher', 'r18,ss', 'r18,ss_rt', 'r18,refine', 'r50'],
+  'perspose': ['w48', 'w48,nopr,nope'],
 }
 
 

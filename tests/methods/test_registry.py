@@ -23,6 +23,7 @@ EXPECTED = [
   'epipolarpose',
   'hot',
   'mpm',
+  'perspose',
   'platypose',
   'pmce',
   'poseda',
