@@ -224,3 +224,20 @@ def test_cast_floating_keeps_ints():
   out = flops.cast_floating(tree, jnp.bfloat16)
   assert out['a'].dtype == jnp.bfloat16 and out['b'].dtype == jnp.int32
   assert out['c'].dtype == jnp.bfloat16
+
+
+class _Deconv(nn.Module):
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    from jaxpose.models.layers.conv import ConvTranspose2d
+
+    return ConvTranspose2d(5, kernel_size=4, strides=2, padding=1, use_bias=False)(x)
+
+
+def test_conv_transpose_counted_like_torch_not_like_its_subpixel_kernel():
+  """thop counts ConvTranspose2d as output elements x C_in x k^2 (here 1 x 12 x 14 x 5 outputs,
+  3 input channels, 16 taps); the layer's sub-pixel 3 x 3 kernel to 4 x 5 channels on the 6 x 7
+  input would count 6 * 7 * 20 * 3 * 9 instead."""
+  rep = model_flops(_Deconv(), _sds(1, 6, 7, 3))
+  assert rep['macs_conv'] == 12 * 14 * 5 * 3 * 16
+  assert rep['macs_conv'] != 6 * 7 * 20 * 3 * 9

@@ -32,6 +32,8 @@ the official initialisers explicitly.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 
 import jax
@@ -197,6 +199,7 @@ def _phase_taps(k: int, s: int, p: int) -> tuple[int, np.ndarray]:
   return lo, np.where((j >= 0) & (t < k), k - 1 - t, k)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
 def conv_transpose_subpixel(
   x: jax.Array,
   kernel: jax.Array,
@@ -214,7 +217,9 @@ def conv_transpose_subpixel(
   is a 3 x 3 'same' convolution to 4 C_out channels: its forward and both gradients are
   ordinary same-size convolutions, which XLA:CPU runs at full speed, whereas the weight gradient
   of the dilated form (and of a 2 x 2 convolution with an output larger than its input) takes 15
-  to 60 times its forward there (experiments/epipolarpose_deepmimic/README.md).
+  to 60 times its forward there (experiments/epipolarpose_deepmimic/README.md). Jitted under
+  its own name so that `jaxpose.bench.flops` counts it as the transposed convolution it is
+  (thop's convention), not as the zero-padded 3 x 3 sub-pixel kernel.
 
   Args:
     x: (B, H, W, C_in).
