@@ -33,7 +33,6 @@ the official initialisers explicitly.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable
 
 import jax
