@@ -39,25 +39,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from jaxpose.body import parts
 from jaxpose.data import deepmimic
 
-PARTS = (
-  'background',
-  'head',
-  'torso',
-  'left_upper_arm',
-  'right_upper_arm',
-  'left_lower_arm',
-  'right_lower_arm',
-  'left_hand',
-  'right_hand',
-  'left_upper_leg',
-  'right_upper_leg',
-  'left_lower_leg',
-  'right_lower_leg',
-  'left_foot',
-  'right_foot',
-)
+PARTS = parts.PARTS  # the body's part labels (jaxpose.body.parts), 0 = background
 # RGB albedo per part (index = label). Left and right differ so a mirrored image is recognisable.
 PART_COLORS = np.array(
   [
