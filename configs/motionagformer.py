@@ -89,8 +89,8 @@ def main_job(c):
   """The README main job: MotionAGFormer-XS from scratch on the embedded deepmimic clips, sized to
   finish in about 10 minutes on 2 CPU cores (install, dataset build and compile included)."""
   c.data.update(common.dataset('deepmimic', frames=27, stride=9, batch_size=8, eval_batch_size=16))
-  c.train.epochs, c.train.total_steps = 0, 150
-  c.train.log_every, c.train.ckpt_every, c.train.eval_every = 10, 50, 75
+  c.train.epochs, c.train.total_steps = 0, 400
+  c.train.log_every, c.train.ckpt_every, c.train.eval_every = 10, 100, 200
   c.optim.lr = 1e-3
   c.schedule.update(type='cosine', warmup_steps=10)
 
