@@ -3,10 +3,11 @@
 import jax
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import jaxpose.metrics as M
+from jaxpose.geometry.procrustes import align
 
 _p_mpjpe = jax.jit(M.p_mpjpe)
 _mpjpe = jax.jit(M.mpjpe)
@@ -131,6 +132,7 @@ def test_jit_vmap_agree():
 
 
 @given(st.integers(0, 2**31 - 1), st.floats(0.2, 5.0), st.floats(-3.0, 3.0))
+@example(522, 1.0, 0.0)  # P-MPJPE > MPJPE for this seed
 def test_p_mpjpe_invariant_to_similarity_of_prediction(seed, scale, shift):
   gt = _pose(seed)
   pred = gt + 0.2 * _pose(seed + 1)
@@ -139,7 +141,11 @@ def test_p_mpjpe_invariant_to_similarity_of_prediction(seed, scale, shift):
   base = np.asarray(_p_mpjpe(pred, gt))
   np.testing.assert_allclose(_p_mpjpe(moved, gt), base, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(_p_mpjpe(scale * gt @ r + np.float32(shift), gt), 0, atol=1e-5)
-  assert np.all(base <= np.asarray(_mpjpe(pred, gt)) + 1e-6)
+  # Procrustes minimises the summed squared error, not the mean distance: P-MPJPE may exceed
+  # MPJPE (seed 522 does), but the aligned RMS error never exceeds the unaligned one.
+  aligned = np.asarray(align(pred, gt))
+  rms = lambda a: np.sqrt(np.mean(np.sum((a - gt) ** 2, axis=-1), axis=-1))
+  assert np.all(rms(aligned) <= rms(pred) + 1e-6)
 
 
 @given(st.integers(0, 2**31 - 1))
