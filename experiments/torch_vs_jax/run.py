@@ -47,6 +47,7 @@ from absl import flags
 HERE = pathlib.Path(__file__).resolve().parent
 
 # label -> official builder, jaxpose family, batch, input channels, official constructor kwargs
+# (MotionAGFormer: the jaxpose variant whose VARIANTS entry holds the official yaml settings)
 MODELS: dict[str, dict[str, Any]] = {
   'mag_xs': dict(
     title='MotionAGFormer-XS (T=27)',
@@ -55,7 +56,7 @@ MODELS: dict[str, dict[str, Any]] = {
     batch=16,
     frames=27,
     channels=3,
-    ctor=dict(n_layers=12, dim_feat=64, n_frames=27),
+    variant='xs',
   ),
   'mag_b': dict(
     title='MotionAGFormer-B (T=243)',
@@ -64,7 +65,7 @@ MODELS: dict[str, dict[str, Any]] = {
     batch=1,
     frames=243,
     channels=3,
-    ctor=dict(n_layers=16, dim_feat=128, n_frames=243),
+    variant='b',
   ),
   'mixste': dict(
     title='MixSTE (T=243)',
@@ -108,30 +109,6 @@ MODELS: dict[str, dict[str, Any]] = {
   ),
 }
 
-# MotionAGFormer's shared yaml settings (configs/h36m/MotionAGFormer-*.yaml).
-_MAG_SHARED = dict(
-  dim_in=3,
-  dim_rep=512,
-  dim_out=3,
-  mlp_ratio=4,
-  attn_drop=0.0,
-  drop=0.0,
-  drop_path=0.0,
-  use_layer_scale=True,
-  layer_scale_init_value=1e-5,
-  use_adaptive_fusion=True,
-  num_heads=8,
-  qkv_bias=False,
-  qkv_scale=None,
-  hierarchical=False,
-  num_joints=17,
-  use_temporal_similarity=True,
-  temporal_connection_len=1,
-  use_tcn=False,
-  graph_only=False,
-  neighbour_num=2,
-)
-
 
 def make_flags() -> flags.FlagValues:
   fv = flags.FlagValues()
@@ -170,10 +147,11 @@ def _import_official(label: str):
 
 def _official_kwargs(label: str) -> dict[str, Any]:
   spec = MODELS[label]
-  kw = dict(spec['ctor'])
   if spec['family'] == 'motionagformer':
-    kw = {**_MAG_SHARED, **kw}
-  return kw
+    from jaxpose.models import motionagformer  # noqa: PLC0415
+
+    return dict(motionagformer.VARIANTS[spec['variant']])  # act_layer 'gelu', set per side below
+  return dict(spec['ctor'])
 
 
 def build_pair(label: str, batch: int):
@@ -197,10 +175,7 @@ def build_pair(label: str, batch: int):
   torch.manual_seed(0)
   tmodel = cls(**torch_kw)
   sd = {k: v.detach().numpy() for k, v in tmodel.state_dict().items()}
-  jkw = dict(kw)
-  if spec['family'] == 'motionagformer':
-    jkw['act_layer'] = 'gelu'
-  jmodel, variables = convert.load_official(spec['family'], sd, **jkw)
+  jmodel, variables = convert.load_official(spec['family'], sd, **kw)
   rng = np.random.default_rng(1)
   x = rng.uniform(-1, 1, (batch, spec['frames'], 17, spec['channels'])).astype(np.float32)
   if spec['channels'] == 3:
