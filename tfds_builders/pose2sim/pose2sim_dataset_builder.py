@@ -8,7 +8,7 @@ default: the committed MediaPipe output of experiments/pose2sim_geometry) and th
 `Calib.qca.txt` (`jaxpose.data.qca`).
 
 Records: one per synchronised frame with all 4 views, in the multi-view image layout of the image
-builders (plan CONTRACTS §4; same features as `tfds_builders/_images.py`): JPEG images, no part
+builders (`tfds_builders._images.image_features`): JPEG images, no part
 masks, kp2d_px in the stored images' pixels (the detector's, lens distortion included), kp2d_vis =
 confidence >= 0.5, K / dist / R / t from the calibration (OpenCV convention, metres).
 **pose3d_world and pose3d_cam are pseudo ground truth**: DLT triangulation of the same 2D (best 3 of
@@ -18,9 +18,6 @@ Configs: `default` stores images at half resolution (540x960 / 544x960; K and ke
 about pixel centres, distortion unchanged), `full` at the native 1080x1920 / 1088x1920. Splits by
 frame: train = frames 0-79, test = frames 80-99 (one take, subject 'P2S', action 'reach').
 Licence: the videos and calibration are BSD-3-Clause (pose2sim); MediaPipe's model Apache-2.0.
-
-Deviation: the record layout duplicates tfds_builders/_images.py (not in this branch yet); the two
-must stay identical.
 """
 
 from __future__ import annotations
@@ -35,37 +32,10 @@ import tensorflow_datasets as tfds
 
 from jaxpose.data import pose2sim, qca
 from jaxpose.data.io import DataFormatError, ManualDirError, as_array
+from tfds_builders._images import image_features
 
 SUBJECT, ACTION = 'P2S', 'reach'
 TEST_FRACTION = 0.2
-
-
-def image_features(num_joints: int) -> tfds.features.FeaturesDict:
-  """Per-frame multi-view image record (identical to tfds_builders/_images.image_features)."""
-  f = tfds.features
-  v, j = None, num_joints
-  return f.FeaturesDict(
-    {
-      'images': f.Tensor(shape=(v,), dtype=np.object_),
-      'part_masks': f.Tensor(shape=(v,), dtype=np.object_),
-      'kp2d_px': f.Tensor(shape=(v, j, 2), dtype=np.float32),
-      'kp2d_vis': f.Tensor(shape=(v, j), dtype=np.float32),
-      'pose3d_world': f.Tensor(shape=(j, 3), dtype=np.float32),
-      'pose3d_cam': f.Tensor(shape=(v, j, 3), dtype=np.float32),
-      'K': f.Tensor(shape=(v, 3, 3), dtype=np.float32),
-      'dist': f.Tensor(shape=(v, 5), dtype=np.float32),
-      'R': f.Tensor(shape=(v, 3, 3), dtype=np.float32),
-      't': f.Tensor(shape=(v, 3), dtype=np.float32),
-      'res_w': f.Tensor(shape=(v,), dtype=np.int32),
-      'res_h': f.Tensor(shape=(v,), dtype=np.int32),
-      'cameras': f.Tensor(shape=(v,), dtype=np.object_),
-      'subject': f.Text(),
-      'action': f.Text(),
-      'take_id': f.Scalar(dtype=np.int32),
-      'frame_idx': f.Scalar(dtype=np.int32),
-      'source': f.Text(),
-    }
-  )
 
 
 @dataclasses.dataclass(eq=False)
