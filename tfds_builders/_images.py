@@ -174,7 +174,7 @@ def deterministic_serialization() -> Iterator[None]:
 class ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base class of per-frame image builders: array_record output, records kept in generation order.
 
-  Subclasses define `_metadata()` and `_split_generators`. `disable_shuffling` keeps the records
+  Subclasses define `_metadata()` and `_split_generators` (and may extend `_features()`). `disable_shuffling` keeps the records
   in the order they are generated (take by take, frame by frame) and `deterministic_serialization`
   fixes the byte order inside each record, so two builds give byte-identical files (also in
   different processes) and readers index frames without a lookup table. TFDS writes into an
@@ -196,9 +196,13 @@ class ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     with deterministic_serialization():
       super()._download_and_prepare(dl_manager, download_config)
 
+  def _features(self) -> tfds.features.FeaturesDict:
+    """The record features: `image_features`; a builder with more per-record keys extends it."""
+    return image_features(self.NUM_JOINTS)
+
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-      features=image_features(self.NUM_JOINTS),
+      features=self._features(),
       metadata=tfds.core.MetadataDict({'kind': self.KIND, **self._metadata()}),
       supervised_keys=None,
       disable_shuffling=True,

@@ -41,7 +41,7 @@ from jaxpose.data import deepmimic, images
 from jaxpose.data import deepmimic_render as dr
 from jaxpose.data import deepmimic_smpl_render as dsr
 from tfds_builders._common import body_arrays, body_features
-from tfds_builders._images import ImageBuilder, image_features, make_image_example
+from tfds_builders._images import ImageBuilder, make_image_example
 
 
 @dataclasses.dataclass(eq=False)
@@ -109,15 +109,10 @@ class Builder(ImageBuilder):
       ),
     }
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    feats = dict(image_features(self.NUM_JOINTS))
+  def _features(self) -> tfds.features.FeaturesDict:
+    feats = dict(super()._features())
     feats.update(body_features())  # (V, ...) per view where a sequence has (T, ...)
-    return self.dataset_info_from_configs(
-      features=tfds.features.FeaturesDict(feats),
-      metadata=tfds.core.MetadataDict({'kind': self.KIND, **self._metadata()}),
-      supervised_keys=None,
-      disable_shuffling=True,
-    )
+    return tfds.features.FeaturesDict(feats)
 
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
