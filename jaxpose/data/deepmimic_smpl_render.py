@@ -151,24 +151,16 @@ def render_mesh(
 
 
 @dataclasses.dataclass(frozen=True)
-class Frame:
-  """One synchronised frame of a take, all V views rendered.
+class Frame(dr.Frame):
+  """A rendered frame of the capsule dataset (`deepmimic_render.Frame`: clip, take_id, frame_idx,
+  source_frame, images, labels, pose3d_world) with the mesh body's camera-frame labels.
 
   Attributes:
-    clip, take_id, frame_idx (dataset rate), source_frame (50 Hz).
-    images: V (H, W, 3) uint8; labels: V (H, W) uint8 part labels.
-    pose3d_world: (17, 3) metres; pose3d_cam: (V, 17, 3) metres; kp2d_px: (V, 17, 2) pixels.
+    pose3d_cam: (V, 17, 3) metres; kp2d_px: (V, 17, 2) pixels.
     body_rotmat: (V, 24, 3, 3) camera-frame global orientation; body_transl: (V, 3) metres;
     body_betas: (10,).
   """
 
-  clip: str
-  take_id: int
-  frame_idx: int
-  source_frame: int
-  images: tuple[np.ndarray, ...]
-  labels: tuple[np.ndarray, ...]
-  pose3d_world: np.ndarray
   pose3d_cam: np.ndarray
   kp2d_px: np.ndarray
   body_rotmat: np.ndarray
