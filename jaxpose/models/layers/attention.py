@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxpose.models.layers.linear import Linear
+from jaxpose.models.layers.matmul import matmul, transposed
 
 
 def _split_heads(qkv: jax.Array, token_axis: int, num_heads: int) -> jax.Array:
@@ -39,9 +40,9 @@ def _merge_heads(out: jax.Array, token_axis: int) -> jax.Array:
 
 def _attend_fwd_impl(q, k, v, scale, mult):
   # Scale after the product, as torch does, so logits round the same way.
-  p = jax.nn.softmax((q @ jnp.swapaxes(k, -1, -2)) * scale, axis=-1)
+  p = jax.nn.softmax(matmul(q, jnp.swapaxes(k, -1, -2)) * scale, axis=-1)
   pd = p if mult is None else p * mult
-  return pd @ v, p
+  return matmul(pd, v), p
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -65,13 +66,13 @@ def _attend_fwd(q, k, v, scale, mult):
 def _attend_bwd(scale, res, g):
   q, k, v, p, mult = res
   pd = p if mult is None else p * mult
-  dv = jnp.swapaxes(pd, -1, -2) @ g
-  dp = g @ jnp.swapaxes(v, -1, -2)
+  dv = matmul(transposed(pd), g)
+  dp = matmul(g, jnp.swapaxes(v, -1, -2))
   if mult is not None:
     dp = dp * mult
   ds = p * (dp - jnp.sum(dp * p, axis=-1, keepdims=True)) * scale
-  dq = ds @ k
-  dk = jnp.swapaxes(ds, -1, -2) @ q
+  dq = matmul(ds, k)
+  dk = matmul(transposed(ds), q)
   return dq, dk, dv, None if mult is None else jnp.zeros_like(mult)
 
 

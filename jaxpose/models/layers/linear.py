@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from jaxpose.models.layers import matmul
+
 Initializer = Callable[..., jax.Array]
 
 # kaiming_uniform(a=sqrt(5)) == U(+-sqrt(1 / fan_in)) == variance_scaling(1/3, fan_in, uniform).
@@ -43,7 +45,7 @@ def constant_init(value: float) -> Initializer:
 
 
 def _dense_fwd_impl(x, kernel, bias, precision):
-  y = jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())), precision=precision)
+  y = matmul.dot(x, kernel, ((x.ndim - 1,), (0,)), precision=precision)
   return y if bias is None else y + bias
 
 
@@ -66,9 +68,9 @@ def _dense_fwd(x, kernel, bias, precision):
 
 def _dense_bwd(precision, res, g):
   x, kernel, has_bias = res
-  dx = jax.lax.dot_general(g, kernel, (((g.ndim - 1,), (1,)), ((), ())), precision=precision)
+  dx = matmul.dot(g, kernel, ((g.ndim - 1,), (1,)), precision=precision)
   x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
-  dk = jax.lax.dot_general(x2, g2, (((0,), (0,)), ((), ())), precision=precision)
+  dk = matmul.dot_tn(x2, g2, precision)
   db = jnp.sum(g2, axis=0).astype(kernel.dtype) if has_bias else None
   return dx.astype(x.dtype), dk.astype(kernel.dtype), db
 
