@@ -55,6 +55,7 @@ def run(config: mlc.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
     mesh = sharding.make_mesh()
     sharding.check_batch_size(config.data.batch_size, mesh)
     sharding.check_batch_size(config.data.eval_batch_size, mesh, 'eval_batch_size')
+    steps.matmul_precision(config)  # an unknown value fails here, before data and init
     method = methods.get(config.method.name)
     model = method.make_model(config)
     # A method that trains on more than the configured dataset (PoSynDA: target + source domain)

@@ -53,6 +53,12 @@ RESUME_FREE = (
   'init_from.path',  # read at initialisation only; a resume restores the checkpoint
 )
 
+# Keys added to the schema after workdirs were written, with the value that reproduces the
+# behaviour of a config.json that lacks them: an older workdir resumes under that value.
+ADDED_KEYS = {
+  'train.matmul_precision': 'float32',
+}
+
 
 class WorkdirError(RuntimeError):
   """A workdir this run cannot use; the message is one line naming the path (or the keys)."""
@@ -208,8 +214,9 @@ def _flat(d: dict[str, Any], prefix: str = '') -> dict[str, Any]:
 def check_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
   """Refuses to resume a workdir whose checkpoints were written with a different config.
 
-  Keys in `RESUME_FREE` may differ; with train.allow_config_change any may. A workdir without a
-  checkpoint is not compared (its config.json is rewritten once this run starts).
+  Keys in `RESUME_FREE` may differ; with train.allow_config_change any may. A key in `ADDED_KEYS`
+  that the workdir's config lacks counts as its listed value. A workdir without a checkpoint is not
+  compared (its config.json is rewritten once this run starts).
 
   Raises:
     WorkdirConfigError: listing every differing key with the workdir's and this run's values.
@@ -217,7 +224,7 @@ def check_config(config: mlc.ConfigDict, workdir: pathlib.Path) -> None:
   path = workdir / 'config.json'
   if not path.exists() or not has_checkpoint(workdir) or config.train.allow_config_change:
     return
-  old, new = _flat(json.loads(path.read_text())), _flat(config.to_dict())
+  old, new = {**ADDED_KEYS, **_flat(json.loads(path.read_text()))}, _flat(config.to_dict())
   diff = {
     k: (old.get(k), new.get(k))
     for k in sorted(set(old) | set(new))

@@ -107,6 +107,18 @@ def test_host_dependent_keys_are_resume_free(tmp_path):
     workdir.check_config(_config(), tmp_path)
 
 
+def test_workdir_from_before_an_added_key_resumes_under_its_old_behaviour(tmp_path):
+  old = _config().to_dict()
+  del old['train']['matmul_precision']
+  (tmp_path / 'config.json').write_text(json.dumps(old))
+  (tmp_path / 'ckpt' / '4').mkdir(parents=True)
+  workdir.check_config(_config(), tmp_path)
+  with pytest.raises(
+    workdir.WorkdirConfigError, match="train.matmul_precision: workdir has 'float32'"
+  ):
+    workdir.check_config(_config(train__matmul_precision='bfloat16'), tmp_path)
+
+
 def test_metrics_rows_after_the_restored_step_are_dropped(tmp_path):
   path = tmp_path / 'metrics.jsonl'
   rows = [
