@@ -120,6 +120,13 @@ def make_flags() -> flags.FlagValues:
   flags.DEFINE_integer('repeats', 5, 'timed calls per framework and mode', flag_values=fv)
   flags.DEFINE_integer('batch', None, "override every row's batch size", flag_values=fv)
   flags.DEFINE_string('out', '', 'write the rows as JSON here', flag_values=fv)
+  flags.DEFINE_enum(
+    'precision',
+    'float32',
+    ['float32', 'bfloat16'],
+    'bfloat16: matmuls in bf16 on both sides (torch autocast; jaxpose train.matmul_precision)',
+    flag_values=fv,
+  )
   return fv
 
 
@@ -195,8 +202,16 @@ def _median_call(fn: Callable[[], Any], warmup: int, repeats: int) -> tuple[floa
   return statistics.median(wall), statistics.median(cpu)
 
 
-def torch_calls(tmodel, x_np) -> dict[str, Callable[[], Any]]:
+def torch_calls(tmodel, x_np, precision: str = 'float32') -> dict[str, Callable[[], Any]]:
+  """precision 'bfloat16': both calls under `torch.autocast('cpu', dtype=torch.bfloat16)`."""
+  import contextlib
+
   import torch
+
+  def amp():
+    if precision == 'float32':
+      return contextlib.nullcontext()
+    return torch.autocast('cpu', dtype=torch.bfloat16)
 
   x = torch.from_numpy(x_np)
   target = torch.from_numpy(
@@ -206,14 +221,15 @@ def torch_calls(tmodel, x_np) -> dict[str, Callable[[], Any]]:
 
   def infer():
     tmodel.eval()
-    with torch.no_grad():
+    with torch.no_grad(), amp():
       return tmodel(x)
 
   def train():
     tmodel.train()
     opt.zero_grad(set_to_none=True)
-    out = tmodel(x)
-    loss = torch.linalg.vector_norm(out - target, dim=-1).mean()
+    with amp():
+      out = tmodel(x)
+    loss = torch.linalg.vector_norm(out.float() - target, dim=-1).mean()
     loss.backward()
     opt.step()
     return loss.item()
@@ -221,7 +237,18 @@ def torch_calls(tmodel, x_np) -> dict[str, Callable[[], Any]]:
   return {'infer': infer, 'train': train}
 
 
-def jax_calls(jmodel, variables, x_np, row: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+def _xla_gflop(compiled) -> float:
+  """XLA's FLOP count of a compiled function (cost analysis), in GFLOP."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost.get('flops', float('nan'))) / 1e9
+
+
+def jax_calls(
+  jmodel, variables, x_np, row: dict[str, Any], precision: str = 'float32'
+) -> dict[str, Callable[[], Any]]:
+  """precision 'bfloat16': traced under `jax.default_matmul_precision('bfloat16')`, the policy of
+  `jaxpose.models.layers.matmul` (bf16 matmul operands, float32 everything else)."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -233,10 +260,13 @@ def jax_calls(jmodel, variables, x_np, row: dict[str, Any]) -> dict[str, Callabl
   extra = {k: v for k, v in variables.items() if k != 'params'}
   tx = optax.adamw(1e-4, weight_decay=0.01)
 
+  mm = jax.default_matmul_precision(None if precision == 'float32' else precision)
   t0, c0 = time.perf_counter(), time.process_time()
-  infer_c = jax.jit(lambda v, x: jmodel.apply(v, x, train=False)).lower(variables, x).compile()
+  with mm:
+    infer_c = jax.jit(lambda v, x: jmodel.apply(v, x, train=False)).lower(variables, x).compile()
   row['jax_infer_compile_s'] = time.perf_counter() - t0
   row['jax_infer_compile_cpu_s'] = time.process_time() - c0
+  row['jax_infer_gflop'] = _xla_gflop(infer_c)
 
   def step(params, extra, opt, x, key):
     def loss_fn(p):
@@ -256,8 +286,10 @@ def jax_calls(jmodel, variables, x_np, row: dict[str, Any]) -> dict[str, Callabl
   state = [params, extra, tx.init(params)]
   key = jax.random.key(0)
   t0, c0 = time.perf_counter(), time.process_time()
-  train_c = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*state, x, key).compile()
+  with jax.default_matmul_precision(None if precision == 'float32' else precision):
+    train_c = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*state, x, key).compile()
   row['jax_train_compile_s'] = time.perf_counter() - t0
+  row['jax_train_gflop'] = _xla_gflop(train_c)
   row['jax_train_compile_cpu_s'] = time.process_time() - c0
 
   def train():
@@ -282,7 +314,10 @@ def run_row(label: str, args) -> dict[str, Any]:
   j_out = np.asarray(jmodel.apply(variables, x, train=False))
   row['max_abs_diff'] = float(np.abs(t_out - j_out).max())
   row['output_scale'] = float(np.abs(t_out).max())
-  calls = {'torch': torch_calls(tmodel, x), 'jax': jax_calls(jmodel, variables, x, row)}
+  calls = {
+    'torch': torch_calls(tmodel, x, args.precision),
+    'jax': jax_calls(jmodel, variables, x, row, args.precision),
+  }
   for mode in args.modes:
     for side in ('torch', 'jax'):
       for _ in range(args.warmup):
@@ -368,6 +403,7 @@ def main(argv: list[str]) -> int:
   table = markdown(rows, args.modes)
   print(table)
   meta = {
+    'precision': args.precision,
     'machine': platform.processor() or platform.machine(),
     'cores': args.cores,
     'threads': args.threads,
