@@ -1,13 +1,13 @@
 """The matmul that `layers.Linear` and `layers.attention.attend` run, and its precision policy.
 
-By default a float32 matmul is float32 throughout, on every backend. Under
-`jax.default_matmul_precision('bfloat16')` (or 'BF16_BF16_F32'), the policy TPUs and GPUs apply
-to XLA's own dots, these matmuls cast their float32 operands to bfloat16 and accumulate and return
-float32: torch's `autocast(dtype=bfloat16)` for matmuls, with the parameters, the activations
-between matmuls, LayerNorms, softmaxes and the optimiser kept in float32. XLA:CPU ignores the
-precision setting for its own dots, so on a CPU this module is what applies it; on CPUs with AMX
-or AVX512-BF16, such a matmul runs about five times faster than in float32
-(experiments/torch_vs_jax).
+By default these matmuls are plain float32 `dot_general`s at the backend's default precision
+(float32 on CPU). Under `jax.default_matmul_precision('bfloat16')` (or 'BF16_BF16_F32') they cast
+their float32 operands to bfloat16 and accumulate and return float32, on every backend: torch's
+`autocast(dtype=bfloat16)` for matmuls, with the parameters, the activations between matmuls,
+LayerNorms, softmaxes and the optimiser kept in float32. For XLA's own dots 'bfloat16' only means
+the DEFAULT precision, which XLA:CPU runs in float32, so on a CPU this module is what applies it;
+on CPUs with AMX or AVX512-BF16 such a matmul runs about four to five times faster than in
+float32 (experiments/torch_vs_jax).
 
 The setting is read when a function is traced, and it is part of `jax.jit`'s cache key, so a step
 traced under one precision is never reused under another. The training loop sets it from
