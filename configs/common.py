@@ -80,7 +80,7 @@ def get_base_config() -> mlc.ConfigDict:
   c = mlc.ConfigDict()
   c.seed = 0
   c.data = data_block()
-  c.model = mlc.ConfigDict(dict(name='motionagformer', variant='xs', dtype='float32'))
+  c.model = mlc.ConfigDict(dict(name='motionagformer', variant='xs'))
   c.model.kwargs = mlc.ConfigDict()  # open: checked against the Model's fields at build time
   c.method = mlc.ConfigDict(dict(name='supervised'))
   # Open like model.kwargs: a method's own hyperparameters (diffusion steps, hypotheses, masking

@@ -38,13 +38,15 @@ import numpy as np
 
 LOCK_NAME = '.lock'
 
-# Keys that may differ between the run that wrote a workdir and a resuming run. `trainer` was a
-# schema key of older workdirs (never read; a method's own loop is Method.run).
+# Keys that may differ between the run that wrote a workdir and a resuming run. `trainer` and
+# `model.dtype` were schema keys of older workdirs that nothing read (a method's own loop is
+# Method.run; bfloat16 matmuls are train.matmul_precision).
 RESUME_FREE = (
   'train.progress',
   'train.allow_config_change',
   'eval.max_batches',
   'trainer',
+  'model.dtype',
   # host-dependent: another host (or a restarted VM) resumes the same run
   'mesh.process_id',
   'mesh.coordinator_address',

@@ -107,9 +107,10 @@ def test_host_dependent_keys_are_resume_free(tmp_path):
     workdir.check_config(_config(), tmp_path)
 
 
-def test_workdir_from_before_an_added_key_resumes_under_its_old_behaviour(tmp_path):
+def test_workdir_from_an_older_schema_resumes(tmp_path):
   old = _config().to_dict()
   del old['train']['matmul_precision']
+  old['model']['dtype'] = 'float32'  # a key older schemas declared and nothing read
   (tmp_path / 'config.json').write_text(json.dumps(old))
   (tmp_path / 'ckpt' / '4').mkdir(parents=True)
   workdir.check_config(_config(), tmp_path)
