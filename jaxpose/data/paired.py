@@ -11,6 +11,7 @@ source stream is seeded with seed + 1, and repeats forever like the target (the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grain
@@ -68,3 +69,40 @@ def train_iterator(
     pipeline.train_iterator(target, seed=seed, **kw),
     pipeline.train_iterator(source, seed=seed + 1, **kw),
   )
+
+
+def source_block(method: str, source: Any, target: Any, **overrides: Any) -> dict[str, Any]:
+  """The source-domain data block of a two-domain method.
+
+  `source` (the method's `method.kwargs.source`) with the target's window length and batch size
+  (one source batch per target batch), then `overrides`, and the target's data_dir where the source
+  names none.
+
+  Raises:
+    ValueError: no source block, naming `method` and the key to set.
+  """
+  if not source:
+    raise ValueError(
+      f'{method} needs method.kwargs.source: the source-domain data block, e.g. '
+      "common.dataset('h36m', config='cpn_ft_h36m_dbb') in the config file"
+    )
+  src = dict(source)
+  src.update(frames=target.frames, batch_size=target.batch_size, **overrides)
+  src['data_dir'] = src.get('data_dir') or target.data_dir
+  return src
+
+
+def method_train_iterator(source_data: Callable[[Any], Mapping[str, Any]]) -> Callable:
+  """A `Method.train_iterator`: config.data's training windows paired with those of
+  `source_data(config)`, as {'target': batch, 'source': batch}."""
+
+  def iterator(config, *, seed: int, process_index: int = 0, process_count: int = 1):
+    return train_iterator(
+      config.data,
+      source_data(config),
+      seed=seed,
+      process_index=process_index,
+      process_count=process_count,
+    )
+
+  return iterator

@@ -628,35 +628,20 @@ def predict(model: Networks, variables, kp2d_norm, config):
 def source_data(config):
   """The source-domain data block: `method.kwargs.source` with the target's window length, mode and
   batch size (one source batch per target batch; centre mode also gives the whole window's 3D)."""
-  d = settings(config)
-  if not d['source']:
-    raise ValueError(
-      'poseda needs method.kwargs.source: the source-domain data block, e.g. '
-      "common.dataset('h36m', config='cpn_ft_h36m_dbb') in the config file"
-    )
-  src = dict(d['source'])
-  src.update(
-    frames=config.data.frames,
+  return paired.source_block(
+    'poseda',
+    settings(config)['source'],
+    config.data,
     stride=config.data.stride,
     mode=config.data.mode,
-    batch_size=config.data.batch_size,
     use_conf=False,
     window_targets=config.data.mode == 'center',
-    data_dir=src.get('data_dir') or config.data.data_dir,
   )
-  return src
 
 
-def train_iterator(config, *, seed: int, process_index: int = 0, process_count: int = 1):
-  """Target windows (config.data, its train_split; only their 2D and cameras are used) paired
-  with cycled source windows: {'target': batch, 'source': batch} (`jaxpose.data.paired`)."""
-  return paired.train_iterator(
-    config.data,
-    source_data(config),
-    seed=seed,
-    process_index=process_index,
-    process_count=process_count,
-  )
+# Target windows (config.data, its train_split; only their 2D and cameras are used) paired with
+# cycled source windows: {'target': batch, 'source': batch} (`jaxpose.data.paired`).
+train_iterator = paired.method_train_iterator(source_data)
 
 
 METHOD = Method(
