@@ -120,7 +120,7 @@ def get_base_config() -> mlc.ConfigDict:
       progress=True,
       # 'bfloat16': the training step's Linear and attention matmuls take bfloat16 operands and
       # accumulate in float32 (jaxpose/models/layers/matmul.py); weights, optimiser and every other
-      # op stay float32. About 2x faster inference and 1.3x faster training steps on CPUs with
+      # op stay float32. About 1.5x faster training steps for the T=243 lifters on CPUs with
       # AMX / AVX512-BF16 (experiments/torch_vs_jax); evaluation stays float32. Other dots keep
       # the backend's default precision ('bfloat16' is jax's alias of DEFAULT: bf16 passes on TPU,
       # TF32 on recent NVIDIA GPUs, float32 on CPU), as they do without this setting.

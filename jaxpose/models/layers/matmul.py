@@ -78,7 +78,7 @@ def transposed(a: jax.Array) -> jax.Array:
 
 def dot_tn(a: jax.Array, b: jax.Array, precision: Any = None) -> jax.Array:
   """a^T @ b for 2-D a (K, M) and b (K, N) -> (M, N): a Linear's weight gradient x^T g."""
-  if precision is None and bf16_operands():
+  if bf16_operands(precision):
     return matmul(transposed(a), b)
   return dot(a, b, ((0,), (0,)), precision=precision)
 
