@@ -20,14 +20,12 @@ this process pinned to one core (`--core`), torch with one thread, XLA with one 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
+import run  # experiments/torch_vs_jax/run.py: pinning and the timing loop
 from absl import flags
 
 T, J, D, H, HIDDEN = 243, 17, 512, 8, 1024
@@ -65,17 +63,6 @@ def make_flags() -> flags.FlagValues:
   flags.DEFINE_integer('repeats', 5, 'timed calls per layer and side', flag_values=fv)
   flags.DEFINE_string('out', '', 'write the rows as JSON here', flag_values=fv)
   return fv
-
-
-def _median_cpu(fn: Callable[[], Any], warmup: int, repeats: int) -> float:
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    c0 = time.process_time()
-    fn()
-    times.append(time.process_time() - c0)
-  return statistics.median(times)
 
 
 def _param_shapes(model: str) -> list[tuple[int, ...]]:
@@ -269,23 +256,16 @@ def table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def main(argv: list[str]) -> int:
-  from jaxpose.cli import common, runtime
+  from jaxpose.cli import common
 
   args = make_flags()
   common.parse(args, argv, __doc__)
-  runtime.maybe_reexec()
-  os.sched_setaffinity(0, {args.core})
-  os.environ.setdefault(
-    'XLA_FLAGS', '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
-  )
-  import torch
-
-  torch.set_num_threads(1)
+  run.pin({args.core}, 1)
   shapes = {m: _param_shapes(m) for m in COUNTS}
   sides = {'torch': torch_layers(shapes), 'jax': jax_layers(shapes)}
   rows: dict[str, dict[str, float]] = {}
   for name in sides['torch']:
-    rows[name] = {s: _median_cpu(sides[s][name], args.warmup, args.repeats) for s in sides}
+    rows[name] = {s: run.median_call(sides[s][name], args.warmup, args.repeats)[1] for s in sides}
     print(
       f'  {name}: torch {rows[name]["torch"]:.4f} s, jaxpose {rows[name]["jax"]:.4f} s', flush=True
     )

@@ -190,7 +190,7 @@ def build_pair(label: str, batch: int):
   return tmodel, jmodel, variables, x
 
 
-def _median_call(fn: Callable[[], Any], warmup: int, repeats: int) -> tuple[float, float]:
+def median_call(fn: Callable[[], Any], warmup: int, repeats: int) -> tuple[float, float]:
   for _ in range(warmup):
     fn()
   wall, cpu = [], []
@@ -325,7 +325,7 @@ def run_row(label: str, args) -> dict[str, Any]:
     times: dict[str, list[tuple[float, float]]] = {'torch': [], 'jax': []}
     for _ in range(args.repeats):  # alternate: one call each per round
       for side in ('torch', 'jax'):
-        times[side].append(_median_call(calls[side][mode], 0, 1))
+        times[side].append(median_call(calls[side][mode], 0, 1))
     for side in ('torch', 'jax'):
       row[f'{side}_{mode}_s'] = statistics.median(t[0] for t in times[side])
       row[f'{side}_{mode}_cpu_s'] = statistics.median(t[1] for t in times[side])
@@ -376,26 +376,36 @@ def _cpu_model() -> str:
   return platform.machine()
 
 
+def pin(cores: set[int], threads: int) -> None:
+  """Both frameworks on `cores` with `threads` intra-op threads, under jaxpose's allocator.
+
+  Re-executes the script once with jaxpose's glibc malloc settings (`jaxpose.cli.runtime`); call it
+  before jax runs anything.
+  """
+  from jaxpose.cli import runtime
+
+  runtime.maybe_reexec()
+  os.sched_setaffinity(0, cores)
+  os.environ.setdefault(
+    'XLA_FLAGS',
+    '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1' if threads == 1 else '',
+  )
+  import torch
+
+  torch.set_num_threads(threads)
+
+
 def main(argv: list[str]) -> int:
-  from jaxpose.cli import common, runtime
+  from jaxpose.cli import common
 
   args = make_flags()
   common.parse(args, argv, __doc__)
   unknown = sorted(set(args.models) - set(MODELS))
   if unknown:
     return common.error(argv[0], f'unknown models {unknown}; valid: {", ".join(MODELS)}')
-  runtime.maybe_reexec()
-  os.sched_setaffinity(0, {int(c) for c in args.cores})
-  os.environ.setdefault(
-    'XLA_FLAGS',
-    '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
-    if args.threads == 1
-    else '',
-  )
-  import torch
-
-  torch.set_num_threads(args.threads)
+  pin({int(c) for c in args.cores}, args.threads)
   import jax
+  import torch
 
   rows = []
   for label in args.models:
