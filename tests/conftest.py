@@ -83,3 +83,17 @@ def data_dir(tmp_path_factory) -> pathlib.Path:
   build.build('h36m', 'sh', manual, out)
   build.build('mpi_inf_3dhp', None, manual, out)
   return out
+
+
+@pytest.fixture(scope='session')
+def render_dir(tmp_path_factory) -> pathlib.Path:
+  """deepmimic_render/tiny (rendered multi-view crops), built once per session; read-only."""
+  import tensorflow_datasets as tfds
+
+  from jaxpose.data import build, image_pipeline
+
+  tfds.disable_progress_bar()
+  out = tmp_path_factory.mktemp('render')
+  build.ensure_built('deepmimic_render', out, 'tiny')
+  yield out
+  image_pipeline.clear_stores()

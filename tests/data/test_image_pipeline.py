@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from jaxpose import types
-from jaxpose.data import build, image_pipeline, images, pipeline, windows
 from jaxpose.data import deepmimic_render as dr
+from jaxpose.data import image_pipeline, images, pipeline, windows
 from jaxpose.geometry import skeleton
 
 SK = skeleton.get('h36m17')
@@ -22,15 +21,6 @@ LIMBS = (
   (15, 16, 'right_lower_arm'),
   (0, 7, 'torso'),
 )
-
-
-@pytest.fixture(scope='module')
-def render_dir(tmp_path_factory):
-  tfds.disable_progress_bar()
-  out = tmp_path_factory.mktemp('render')
-  build.ensure_built('deepmimic_render', out, 'tiny')
-  yield out
-  image_pipeline.clear_stores()
 
 
 @pytest.fixture

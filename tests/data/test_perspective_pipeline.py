@@ -2,18 +2,8 @@
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
-from jaxpose.data import build, image_pipeline, images
-
-
-@pytest.fixture(scope='module')
-def render_dir(tmp_path_factory):
-  tfds.disable_progress_bar()
-  out = tmp_path_factory.mktemp('render_pr')
-  build.ensure_built('deepmimic_render', out, 'tiny')
-  yield out
-  image_pipeline.clear_stores()
+from jaxpose.data import image_pipeline, images
 
 
 def _cfg(render_dir, crop, augment=True):

@@ -6,23 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from jaxpose.cli import pseudolabel
 from jaxpose.cli import train as train_cli
-from jaxpose.data import build, image_pipeline
 from jaxpose.train import loop
 
 CONFIG = 'configs/epipolarpose.py:r18,smoke'
-
-
-@pytest.fixture(scope='module')
-def render_dir(tmp_path_factory):
-  tfds.disable_progress_bar()
-  out = tmp_path_factory.mktemp('render')
-  build.ensure_built('deepmimic_render', out, 'tiny')
-  yield out
-  image_pipeline.clear_stores()
 
 
 def _argv(cmd, mode, data_dir, *extra):

@@ -181,20 +181,15 @@ def test_loss_fn_on_the_model_gives_finite_gradients_and_pe_switch(pe):
 
 
 @pytest.mark.slow
-def test_smoke_config_trains_and_evaluates_through_the_default_trainer(tmp_path):
-  """configs/perspose.py:smoke on deepmimic_render/tiny (built here): 2 steps, 1 eval batch."""
+def test_smoke_config_trains_and_evaluates_through_the_default_trainer(render_dir, tmp_path):
+  """configs/perspose.py:smoke on deepmimic_render/tiny: 2 steps, 1 eval batch."""
   import importlib
 
-  import tensorflow_datasets as tfds
-
-  from jaxpose.data import build, image_pipeline
+  from jaxpose.data import image_pipeline
   from jaxpose.train import loop
 
-  tfds.disable_progress_bar()
-  data = tmp_path / 'data'
-  build.ensure_built('deepmimic_render', data, 'tiny')
   c = importlib.import_module('configs.perspose').get_config('smoke')
-  c.data.data_dir = str(data)
+  c.data.data_dir = str(render_dir)
   c.train.update(total_steps=2, ckpt_every=2, log_every=1, progress=False)
   c.eval.max_batches = 1
   try:
