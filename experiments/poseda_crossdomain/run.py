@@ -72,10 +72,15 @@ def view(world: np.ndarray, R, t, K, size) -> dict[str, np.ndarray]:
   """World poses (N, J, 3) -> one camera's lifter samples (pinhole)."""
   x = world @ np.asarray(R).T + np.asarray(t)
   px = x[..., :2] / x[..., 2:] * np.diag(K)[:2] + K[:2, 2]
-  n = len(x)
-  w, h = size
   k9 = np.zeros(9, np.float32)
   k9[:4] = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+  return samples(x, px, k9, *size)
+
+
+def samples(x: np.ndarray, px: np.ndarray, k9: np.ndarray, w: int, h: int) -> dict[str, np.ndarray]:
+  """Camera-frame poses x (N, J, 3) and their pixels px (N, J, 2) -> lifter samples, with the
+  9 intrinsics k9 (fx, fy, cx, cy, k1..k3, p1, p2) and the image size."""
+  n = len(x)
   return {
     'pose3d_cam': (x - x[:, :1]).astype(np.float32),
     'pose3d_root': x[:, :1].astype(np.float32),
@@ -96,23 +101,11 @@ def build_data(split: str = 'time') -> dict[str, dict]:
   parts = []
   for c in deepmimic.cameras():  # source: VideoPose3D's model with distortion, as the dataset
     x, px = deepmimic.project(src_world, c)
-    n = len(x)
     k9 = np.zeros(9, np.float32)
     f, cc = c['focal_length'], c['center']
     k9[:4] = f[0], f[1], cc[0], cc[1]
     k9[4:] = np.concatenate([c['radial_distortion'], c['tangential_distortion']])
-    w, h = int(c['res_w']), int(c['res_h'])
-    parts.append(
-      {
-        'pose3d_cam': (x - x[:, :1]).astype(np.float32),
-        'pose3d_root': x[:, :1].astype(np.float32),
-        'kp2d_norm': camera.normalize_screen_coordinates(px, w, h).astype(np.float32),
-        'kp2d_px': px.astype(np.float32),
-        'cam_intrinsics': np.tile(k9, (n, 1)),
-        'res_w': np.full((n,), w, np.int32),
-        'res_h': np.full((n,), h, np.int32),
-      }
-    )
+    parts.append(samples(x, px, k9, int(c['res_w']), int(c['res_h'])))
   source = cat(parts)
   cams = pose2sim_cameras()
   centre = axes_meeting_point(cams)
